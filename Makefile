@@ -1,0 +1,47 @@
+# MmapKit — the front door. `make help` lists the targets.
+SWIFT        ?= swift
+CONFIG       ?= debug
+# -Xcc flags reach both the C target and Swift's Clang importer; the C target is also checked
+# on its own with gcc below, so a warning in it fails `make check` whichever compiler sees it.
+C_WARNINGS   := -Wall -Wextra -Werror
+SHIM_SOURCES := $(wildcard Sources/CMmapShim/*.c)
+
+.PHONY: help build test test-debug test-release check check-c lint format clean
+
+help:
+	@echo "make build         build the library (CONFIG=debug|release)"
+	@echo "make test          run the test suite in debug and in release"
+	@echo "make check         build everything with warnings as errors (Swift and C)"
+	@echo "make lint          swift format lint --strict"
+	@echo "make format        swift format in place"
+	@echo "make clean         remove build output"
+
+build:
+	$(SWIFT) build -c $(CONFIG)
+
+test: test-debug test-release
+
+test-debug:
+	$(SWIFT) test -c debug
+
+test-release:
+	$(SWIFT) test -c release
+
+check: check-c
+	$(SWIFT) build --build-tests --scratch-path .build-check \
+		-Xswiftc -warnings-as-errors $(addprefix -Xcc ,$(C_WARNINGS))
+
+check-c:
+	@for f in $(SHIM_SOURCES); do \
+		echo "gcc $(C_WARNINGS) $$f"; \
+		gcc -std=gnu11 -D_GNU_SOURCE $(C_WARNINGS) -ISources/CMmapShim/include -c $$f -o /dev/null || exit 1; \
+	done
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests
+
+format:
+	$(SWIFT) format --in-place --recursive --parallel Package.swift Sources Tests
+
+clean:
+	rm -rf .build .build-check

@@ -1,0 +1,124 @@
+//===----------------------------------------------------------------------===//
+// CMmapShim: the only code in MmapKit that calls the kernel.
+//
+// Every wrapper returns 0 on success or the errno captured immediately after
+// the failing call, and hands results back through out-parameters, so Swift
+// never reads the thread-local `errno`. Plain flags (MAP_SHARED, MADV_*, ...)
+// are imported by Swift from Glibc; this header exports only what Swift cannot
+// reach: _GNU_SOURCE-only constants and calls, errno capture, and counters.
+//===----------------------------------------------------------------------===//
+#ifndef CMMAPSHIM_H
+#define CMMAPSHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Page size and alignment
+
+/// The system page size in bytes, read once with sysconf(_SC_PAGESIZE) and cached.
+size_t CMmapShim_pageSize(void);
+
+/// `value` rounded down to a multiple of `alignment` (a power of two).
+static inline uint64_t CMmapShim_alignDown(uint64_t value, uint64_t alignment) {
+    return value & ~(alignment - 1);
+}
+
+/// `value` rounded up to a multiple of `alignment` (a power of two) into `*result`;
+/// returns 0, or EOVERFLOW when the rounded value does not fit in `maximum`.
+static inline int CMmapShim_alignUp(uint64_t value, uint64_t alignment, uint64_t maximum, uint64_t *result) {
+    uint64_t rounded;
+    if (__builtin_add_overflow(value, alignment - 1, &rounded)) return 75; // EOVERFLOW
+    rounded &= ~(alignment - 1);
+    if (rounded > maximum) return 75;
+    *result = rounded;
+    return 0;
+}
+
+// MARK: - Constants Swift cannot import (_GNU_SOURCE or macro expressions)
+
+extern const int CMmapShim_MREMAP_MAYMOVE;
+extern const int CMmapShim_MREMAP_FIXED;
+extern const int CMmapShim_MAP_HUGETLB;
+extern const int CMmapShim_MAP_HUGE_SHIFT;
+extern const int CMmapShim_MAP_SHARED_VALIDATE;
+extern const int CMmapShim_MAP_SYNC;
+extern const int CMmapShim_MAP_FIXED_NOREPLACE;
+extern const int CMmapShim_MFD_CLOEXEC;
+extern const int CMmapShim_MFD_ALLOW_SEALING;
+extern const int CMmapShim_F_ADD_SEALS;
+extern const int CMmapShim_F_GET_SEALS;
+extern const int CMmapShim_F_SEAL_SHRINK;
+extern const int CMmapShim_F_SEAL_GROW;
+extern const int CMmapShim_F_SEAL_SEAL;
+
+// MARK: - Memory mapping
+
+/// mmap(2). On success stores the mapping's address in `*result` and counts one live mapping.
+int CMmapShim_mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset, void **result);
+/// munmap(2). On success counts one mapping fewer.
+int CMmapShim_munmap(void *addr, size_t length);
+/// mprotect(2).
+int CMmapShim_mprotect(void *addr, size_t length, int prot);
+/// msync(2).
+int CMmapShim_msync(void *addr, size_t length, int flags);
+/// madvise(2); EINTR (MADV_POPULATE_* when a signal arrives) is retried.
+int CMmapShim_madvise(void *addr, size_t length, int advice);
+/// mlock(2).
+int CMmapShim_mlock(const void *addr, size_t length);
+/// munlock(2).
+int CMmapShim_munlock(const void *addr, size_t length);
+/// mremap(2) without MREMAP_FIXED. On success stores the (possibly moved) address in `*result`.
+int CMmapShim_mremap(void *oldAddress, size_t oldLength, size_t newLength, int flags, void **result);
+/// mincore(2): one byte per page into `vec`.
+int CMmapShim_mincore(void *addr, size_t length, unsigned char *vec);
+
+// MARK: - Files
+
+/// open(2) with O_CLOEXEC added; EINTR is retried.
+int CMmapShim_open(const char *path, int flags, int mode, int *fd);
+/// close(2); never retried (on Linux the descriptor is released even on EINTR).
+int CMmapShim_close(int fd);
+/// fstat(2) reduced to what MmapKit needs: the size and the file type bits (S_IFMT).
+int CMmapShim_fstat(int fd, int64_t *size, unsigned int *type);
+/// ftruncate(2); EINTR is retried.
+int CMmapShim_ftruncate(int fd, int64_t length);
+/// fallocate(2) with mode 0 (allocate blocks and extend the size); EINTR is retried.
+int CMmapShim_fallocate(int fd, int64_t offset, int64_t length);
+/// fdatasync(2); EINTR is retried.
+int CMmapShim_fdatasync(int fd);
+/// fcntl(fd, F_GETFL) into `*flags`.
+int CMmapShim_getfl(int fd, int *flags);
+/// memfd_create(2).
+int CMmapShim_memfd_create(const char *name, unsigned int flags, int *fd);
+/// fcntl(fd, F_ADD_SEALS, seals).
+int CMmapShim_addSeals(int fd, int seals);
+
+// MARK: - Errors and resource limits
+
+/// The symbolic name of `error` ("EBADF"), or NULL when unknown. Thread-safe.
+const char *CMmapShim_errnoName(int error);
+/// The description of `error` ("Bad file descriptor"), or NULL when unknown. Thread-safe.
+const char *CMmapShim_errnoDescription(int error);
+/// The soft RLIMIT_MEMLOCK in bytes (UINT64_MAX when unlimited).
+int CMmapShim_memlockLimit(uint64_t *bytes);
+
+// MARK: - Mapping counter (for tests)
+
+/// Mappings made through the shim and not yet unmapped (maps minus unmaps).
+/// Kept in every build: it is one relaxed atomic add next to a syscall.
+int64_t CMmapShim_liveMappings(void);
+/// Total successful mmap calls made through the shim since the process started.
+int64_t CMmapShim_mapCalls(void);
+/// Total successful munmap calls made through the shim since the process started.
+int64_t CMmapShim_unmapCalls(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // CMMAPSHIM_H

@@ -1,0 +1,202 @@
+//===----------------------------------------------------------------------===//
+// CMmapShim: syscall wrappers with errno captured right after each call.
+//===----------------------------------------------------------------------===//
+#ifndef _GNU_SOURCE
+#error "CMmapShim needs _GNU_SOURCE (mremap, memfd_create, fallocate, strerrorname_np); Package.swift defines it."
+#endif
+
+#include "CMmapShim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mman.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(off_t) == 8, "MmapKit maps 64-bit file offsets; off_t must be 64 bits");
+_Static_assert(sizeof(size_t) == 8, "MmapKit supports 64-bit Linux only");
+_Static_assert(EOVERFLOW == 75, "CMmapShim_alignUp hard-codes EOVERFLOW");
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+
+const int CMmapShim_MREMAP_MAYMOVE = MREMAP_MAYMOVE;
+const int CMmapShim_MREMAP_FIXED = MREMAP_FIXED;
+const int CMmapShim_MAP_HUGETLB = MAP_HUGETLB;
+const int CMmapShim_MAP_HUGE_SHIFT = MAP_HUGE_SHIFT;
+const int CMmapShim_MAP_SHARED_VALIDATE = MAP_SHARED_VALIDATE;
+const int CMmapShim_MAP_SYNC = MAP_SYNC;
+const int CMmapShim_MAP_FIXED_NOREPLACE = MAP_FIXED_NOREPLACE;
+const int CMmapShim_MFD_CLOEXEC = MFD_CLOEXEC;
+const int CMmapShim_MFD_ALLOW_SEALING = MFD_ALLOW_SEALING;
+const int CMmapShim_F_ADD_SEALS = F_ADD_SEALS;
+const int CMmapShim_F_GET_SEALS = F_GET_SEALS;
+const int CMmapShim_F_SEAL_SHRINK = F_SEAL_SHRINK;
+const int CMmapShim_F_SEAL_GROW = F_SEAL_GROW;
+const int CMmapShim_F_SEAL_SEAL = F_SEAL_SEAL;
+
+// MARK: - Page size
+
+static _Atomic size_t cachedPageSize = 0;
+
+size_t CMmapShim_pageSize(void) {
+    size_t size = atomic_load_explicit(&cachedPageSize, memory_order_relaxed);
+    if (size == 0) {
+        // Racing initialisations store the same value; relaxed ordering is enough.
+        size = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&cachedPageSize, size, memory_order_relaxed);
+    }
+    return size;
+}
+
+// MARK: - Mapping counter
+
+static _Atomic int64_t mapCalls = 0;
+static _Atomic int64_t unmapCalls = 0;
+
+int64_t CMmapShim_mapCalls(void) { return atomic_load_explicit(&mapCalls, memory_order_relaxed); }
+int64_t CMmapShim_unmapCalls(void) { return atomic_load_explicit(&unmapCalls, memory_order_relaxed); }
+int64_t CMmapShim_liveMappings(void) {
+    // Read unmaps first: a concurrent map/unmap pair can only make the result larger, never negative.
+    int64_t unmaps = atomic_load_explicit(&unmapCalls, memory_order_acquire);
+    int64_t maps = atomic_load_explicit(&mapCalls, memory_order_acquire);
+    return maps - unmaps;
+}
+
+// MARK: - Memory mapping
+
+int CMmapShim_mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset, void **result) {
+    void *address = mmap(addr, length, prot, flags, fd, (off_t)offset);
+    if (address == MAP_FAILED) return errno;
+    atomic_fetch_add_explicit(&mapCalls, 1, memory_order_release);
+    *result = address;
+    return 0;
+}
+
+int CMmapShim_munmap(void *addr, size_t length) {
+    if (munmap(addr, length) != 0) return errno;
+    atomic_fetch_add_explicit(&unmapCalls, 1, memory_order_release);
+    return 0;
+}
+
+int CMmapShim_mprotect(void *addr, size_t length, int prot) {
+    return mprotect(addr, length, prot) == 0 ? 0 : errno;
+}
+
+int CMmapShim_msync(void *addr, size_t length, int flags) {
+    return msync(addr, length, flags) == 0 ? 0 : errno;
+}
+
+int CMmapShim_madvise(void *addr, size_t length, int advice) {
+    for (;;) {
+        if (madvise(addr, length, advice) == 0) return 0;
+        if (errno != EINTR) return errno;
+    }
+}
+
+int CMmapShim_mlock(const void *addr, size_t length) { return mlock(addr, length) == 0 ? 0 : errno; }
+
+int CMmapShim_munlock(const void *addr, size_t length) { return munlock(addr, length) == 0 ? 0 : errno; }
+
+int CMmapShim_mremap(void *oldAddress, size_t oldLength, size_t newLength, int flags, void **result) {
+    void *address = mremap(oldAddress, oldLength, newLength, flags);
+    if (address == MAP_FAILED) return errno;
+    *result = address;
+    return 0;
+}
+
+int CMmapShim_mincore(void *addr, size_t length, unsigned char *vec) {
+    return mincore(addr, length, vec) == 0 ? 0 : errno;
+}
+
+// MARK: - Files
+
+int CMmapShim_open(const char *path, int flags, int mode, int *fd) {
+    for (;;) {
+        int result = open(path, flags | O_CLOEXEC, (mode_t)mode);
+        if (result >= 0) {
+            *fd = result;
+            return 0;
+        }
+        if (errno != EINTR) return errno;
+    }
+}
+
+int CMmapShim_close(int fd) { return close(fd) == 0 ? 0 : errno; }
+
+int CMmapShim_fstat(int fd, int64_t *size, unsigned int *type) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return errno;
+    *size = (int64_t)st.st_size;
+    *type = (unsigned int)(st.st_mode & S_IFMT);
+    return 0;
+}
+
+int CMmapShim_ftruncate(int fd, int64_t length) {
+    for (;;) {
+        if (ftruncate(fd, (off_t)length) == 0) return 0;
+        if (errno != EINTR) return errno;
+    }
+}
+
+int CMmapShim_fallocate(int fd, int64_t offset, int64_t length) {
+    for (;;) {
+        if (fallocate(fd, 0, (off_t)offset, (off_t)length) == 0) return 0;
+        if (errno != EINTR) return errno;
+    }
+}
+
+int CMmapShim_fdatasync(int fd) {
+    for (;;) {
+        if (fdatasync(fd) == 0) return 0;
+        if (errno != EINTR) return errno;
+    }
+}
+
+int CMmapShim_getfl(int fd, int *flags) {
+    int result = fcntl(fd, F_GETFL);
+    if (result < 0) return errno;
+    *flags = result;
+    return 0;
+}
+
+int CMmapShim_memfd_create(const char *name, unsigned int flags, int *fd) {
+    int result = memfd_create(name, flags);
+    if (result < 0) return errno;
+    *fd = result;
+    return 0;
+}
+
+int CMmapShim_addSeals(int fd, int seals) { return fcntl(fd, F_ADD_SEALS, seals) == 0 ? 0 : errno; }
+
+// MARK: - Errors and limits
+
+const char *CMmapShim_errnoName(int error) { return strerrorname_np(error); }
+
+const char *CMmapShim_errnoDescription(int error) { return strerrordesc_np(error); }
+
+int CMmapShim_memlockLimit(uint64_t *bytes) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_MEMLOCK, &limit) != 0) return errno;
+    *bytes = limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)limit.rlim_cur;
+    return 0;
+}
+
+// The Swift overlay spells these advice values as literals (MmapAdvice.swift); keep them honest.
+#ifdef MADV_COLLAPSE
+_Static_assert(MADV_COLLAPSE == 25, "MADV_COLLAPSE");
+#endif
+_Static_assert(MADV_FREE == 8 && MADV_WIPEONFORK == 18 && MADV_KEEPONFORK == 19, "MADV_* values");
+_Static_assert(MADV_COLD == 20 && MADV_PAGEOUT == 21, "MADV_COLD/PAGEOUT");
+_Static_assert(MADV_POPULATE_READ == 22 && MADV_POPULATE_WRITE == 23, "MADV_POPULATE_*");

@@ -1,0 +1,20 @@
+internal import Glibc
+
+/// Opens `path` with `flags | O_CLOEXEC | O_NONBLOCK`, runs `body` with the descriptor, closes it.
+///
+/// `O_NONBLOCK` keeps a FIFO from blocking the open until a writer appears (the mapping then
+/// fails with a clear error); it has no effect on regular files.
+internal func withOpenFile<R>(
+    _ path: String,
+    _ flags: CInt,
+    _ body: (CInt) throws(MmapError) -> R
+) throws(MmapError) -> R {
+    var fd: CInt = -1
+    let error = system_open(path, flags | O_NONBLOCK, 0, &fd)
+    guard error == 0 else {
+        throw .system(.open, errno: error, "cannot open '\(path)'")
+    }
+    // A close error after a successful map changes nothing for the mapping.
+    defer { _ = system_close(fd) }
+    return try body(fd)
+}

@@ -1,0 +1,326 @@
+internal import CMmapShim
+internal import Glibc
+
+/// The one implementation behind every handle: a mapping's address, lengths and alignment.
+///
+/// `Region` is a trivial value (it owns nothing by itself), so the `~Copyable` handles that
+/// hold it can `discard self` before a fallible consuming call. Ownership lives in the handles:
+/// exactly one handle holds a given region, and its `deinit` (or a consuming method) calls
+/// ``unmap()`` once.
+///
+/// Invariant: when `base` is non-nil, `[base, base + mappedLength)` is a live mapping made by
+/// MmapKit, `mappedLength` is a positive multiple of `alignment`, and `slack + count <=
+/// mappedLength`. When `base` is nil, `count`, `slack` and `mappedLength` are 0 and nothing is
+/// mapped (an empty mapping makes no system call).
+@safe
+@usableFromInline
+internal struct Region: @unchecked Sendable {
+    /// The address `mmap(2)` returned, aligned to `alignment`; nil for an empty mapping.
+    @usableFromInline internal var base: UnsafeMutableRawPointer?
+    /// The length passed to `mmap(2)` and to `munmap(2)`.
+    @usableFromInline internal var mappedLength: Int
+    /// Bytes between `base` and the first byte the user asked for (the offset's misalignment).
+    @usableFromInline internal var slack: Int
+    /// The number of bytes the user asked for.
+    @usableFromInline internal var count: Int
+    /// The page size of the mapping: the system page, or the explicit huge page.
+    @usableFromInline internal var alignment: Int
+
+    /// An empty region: nothing mapped.
+    internal static var empty: Region {
+        unsafe Region(base: nil, mappedLength: 0, slack: 0, count: 0, alignment: systemPageSize)
+    }
+
+    /// The first byte the user asked for; nil for an empty mapping.
+    @inlinable
+    internal var start: UnsafeMutableRawPointer? {
+        guard let base = unsafe base else { return nil }
+        return unsafe base + slack
+    }
+
+    /// The user's bytes as a buffer (empty with a nil base for an empty mapping).
+    @inlinable
+    internal var buffer: UnsafeMutableRawBufferPointer {
+        unsafe UnsafeMutableRawBufferPointer(start: start, count: count)
+    }
+}
+
+// MARK: - Mapping
+
+extension Region {
+    /// What a mapping may be used for.
+    internal enum Access {
+        case readOnly
+        case readWrite
+
+        internal var protection: CInt {
+            switch self {
+            case .readOnly: PROT_READ
+            case .readWrite: PROT_READ | PROT_WRITE
+            }
+        }
+    }
+
+    /// Maps `count` bytes of `fd` at byte `offset` (any offset; alignment is handled here), or
+    /// everything from `offset` to the end of the file when `count` is nil.
+    internal static func map(
+        fileDescriptor fd: CInt,
+        offset: Int64,
+        count: Int?,
+        access: Access,
+        shared: Bool,
+        options: MmapOptions
+    ) throws(MmapError) -> Region {
+        guard offset >= 0 else { throw .invalid(.map, "offset \(offset) is negative") }
+        if let count, count < 0 { throw .invalid(.map, "count \(count) is negative") }
+        if options.sync && !shared {
+            throw .invalid(.map, "the sync (MAP_SYNC) option needs a shared mapping")
+        }
+
+        let length: Int
+        if let count {
+            length = count
+        } else {
+            length = try inferredCount(fileDescriptor: fd, offset: offset)
+        }
+        if let count {
+            let (_, overflow) = offset.addingReportingOverflow(Int64(count))
+            if overflow { throw .invalid(.map, "offset \(offset) + count \(count) overflows a 64-bit file offset") }
+        }
+        guard length > 0 else { return .empty }
+
+        let alignment = options.alignment
+        let alignedOffset = Int64(CMmapShim_alignDown(UInt64(offset), UInt64(alignment)))
+        let slack = Int(offset - alignedOffset)
+        if options.hugePages?.explicitPageSize != nil && slack != 0 {
+            throw .invalid(.map, "offset \(offset) is not a multiple of the \(alignment)-byte huge page")
+        }
+        let mappedLength = try roundedLength(slack: slack, count: length, alignment: alignment)
+
+        var flags = options.mapFlags
+        if options.sync {
+            flags |= CMmapShim_MAP_SHARED_VALIDATE | CMmapShim_MAP_SYNC
+        } else {
+            flags |= shared ? MAP_SHARED : MAP_PRIVATE
+        }
+        var address: UnsafeMutableRawPointer? = nil
+        let error = unsafe system_mmap(nil, mappedLength, access.protection, flags, fd, alignedOffset, &address)
+        guard error == 0, let address = unsafe address else {
+            throw hugePageError(options, error)
+                ?? .system(.map, errno: error, "cannot map \(length) bytes of descriptor \(fd) at offset \(offset)")
+        }
+        let region = unsafe Region(
+            base: address,
+            mappedLength: mappedLength,
+            slack: slack,
+            count: length,
+            alignment: alignment
+        )
+        try region.finishMapping(options)
+        return region
+    }
+
+    /// Maps `count` bytes of zero-filled anonymous memory.
+    internal static func mapAnonymous(
+        count: Int,
+        shared: Bool,
+        options: MmapOptions
+    ) throws(MmapError) -> Region {
+        guard count >= 0 else { throw .invalid(.map, "count \(count) is negative") }
+        if options.sync { throw .invalid(.map, "the sync (MAP_SYNC) option needs a shared file mapping") }
+        guard count > 0 else { return .empty }
+        let alignment = options.alignment
+        let mappedLength = try roundedLength(slack: 0, count: count, alignment: alignment)
+        let flags = options.mapFlags | MAP_ANONYMOUS | (shared ? MAP_SHARED : MAP_PRIVATE)
+        var address: UnsafeMutableRawPointer? = nil
+        let error = unsafe system_mmap(nil, mappedLength, PROT_READ | PROT_WRITE, flags, -1, 0, &address)
+        guard error == 0, let address = unsafe address else {
+            throw hugePageError(options, error)
+                ?? .system(.map, errno: error, "cannot map \(count) bytes of anonymous memory")
+        }
+        let region = unsafe Region(
+            base: address,
+            mappedLength: mappedLength,
+            slack: 0,
+            count: count,
+            alignment: alignment
+        )
+        try region.finishMapping(options)
+        return region
+    }
+
+    /// The clear error for explicit huge pages the kernel cannot provide, or nil.
+    ///
+    /// With `MAP_HUGETLB` the kernel reports an empty hugetlbfs pool as `ENOMEM` and a file
+    /// outside hugetlbfs as `EINVAL`; both mean "this system cannot do that", not a bug.
+    private static func hugePageError(_ options: MmapOptions, _ errno: CInt) -> MmapError? {
+        guard let size = options.hugePages?.explicitPageSize, errno == ENOMEM || errno == EINVAL else { return nil }
+        let reason =
+            errno == ENOMEM
+            ? "no \(size >> 10) KiB huge pages are available (reserve some in /proc/sys/vm/nr_hugepages)"
+            : "explicit \(size >> 10) KiB huge pages need anonymous memory or a file on hugetlbfs"
+        return MmapError(
+            .map,
+            .unsupported,
+            errno: errno,
+            "\(reason): \(errnoDescription(errno)) (\(errnoName(errno)))"
+        )
+    }
+
+    /// The count from `offset` to the end of the file behind `fd`.
+    private static func inferredCount(fileDescriptor fd: CInt, offset: Int64) throws(MmapError) -> Int {
+        var size: Int64 = 0
+        var type: CUnsignedInt = 0
+        let error = system_fstat(fd, &size, &type)
+        guard error == 0 else { throw .system(.stat, errno: error, "cannot read the size of descriptor \(fd)") }
+        switch mode_t(type) {
+        case S_IFREG:
+            break
+        case S_IFDIR:
+            throw MmapError(
+                .map,
+                .notMappable,
+                errno: ENODEV,
+                "descriptor \(fd) is a directory, which cannot be mapped"
+            )
+        case S_IFIFO:
+            throw MmapError(.map, .notMappable, errno: ENODEV, "descriptor \(fd) is a FIFO, which cannot be mapped")
+        case S_IFSOCK:
+            throw MmapError(.map, .notMappable, errno: ENODEV, "descriptor \(fd) is a socket, which cannot be mapped")
+        default:
+            // Devices report no size; mapping one needs an explicit count.
+            throw .invalid(.map, "descriptor \(fd) is a device, which has no size; pass an explicit count")
+        }
+        guard offset <= size else {
+            throw .outOfBounds(.map, "offset \(offset) is past the end of the \(size)-byte file")
+        }
+        return Int(size - offset)
+    }
+
+    /// `slack + count` rounded up to `alignment`, or an error when it does not fit in an `Int`.
+    private static func roundedLength(slack: Int, count: Int, alignment: Int) throws(MmapError) -> Int {
+        var rounded: UInt64 = 0
+        let (sum, overflow) = slack.addingReportingOverflow(count)
+        guard !overflow,
+            unsafe CMmapShim_alignUp(UInt64(sum), UInt64(alignment), UInt64(Int.max), &rounded) == 0
+        else {
+            throw .invalid(.map, "count \(count) is too large: rounded up to the page it exceeds Int.max")
+        }
+        return Int(rounded)
+    }
+
+    /// Applies the options that run after `mmap(2)`; on failure unmaps and throws.
+    private func finishMapping(_ options: MmapOptions) throws(MmapError) {
+        do {
+            if options.hugePages == .transparent {
+                try adviseWhole(MADV_HUGEPAGE, "MADV_HUGEPAGE")
+            }
+            if let advice = options.advice {
+                try adviseWhole(advice.rawValue, advice.name)
+            }
+            if options.lock {
+                try lock(range: 0..<count)
+            }
+        } catch {
+            unmapAfterFailure()
+            throw error
+        }
+    }
+
+    private func adviseWhole(_ advice: CInt, _ name: String) throws(MmapError) {
+        guard let base = unsafe base else { return }
+        let error = unsafe system_madvise(base, mappedLength, advice)
+        guard error == 0 else { throw .system(.advise, errno: error, "cannot apply \(name)") }
+    }
+}
+
+// MARK: - Unmapping
+
+extension Region {
+    /// Unmaps the region. Called exactly once per region, by its owner.
+    internal func unmap() throws(MmapError) {
+        guard let base = unsafe base else { return }
+        let error = unsafe system_munmap(base, mappedLength)
+        guard error == 0 else {
+            throw .system(.unmap, errno: error, "cannot unmap \(mappedLength) bytes")
+        }
+    }
+
+    /// Unmaps from a `deinit` or a failure path, where there is no one to report an error to.
+    /// munmap of a whole mapping fails only if MmapKit's invariant is broken (which traps in the
+    /// errno policy) or if the kernel is out of memory to split a VMA; then the mapping leaks.
+    internal func unmapAfterFailure() {
+        _ = try? unmap()
+    }
+}
+
+// MARK: - Ranges
+
+extension Region {
+    /// Validates `range` against the user's bytes. Checks happen on integers before any pointer
+    /// arithmetic.
+    internal func validate(_ range: Range<Int>, _ operation: MmapError.Operation) throws(MmapError) {
+        guard range.lowerBound >= 0, range.upperBound <= count else {
+            throw .outOfBounds(operation, "range \(range) is outside the \(count)-byte mapping")
+        }
+    }
+
+    /// The page-aligned span covering `range` (already validated and non-empty): its address is
+    /// aligned down to the mapping's page, its length reaches the range's end.
+    internal func pages(covering range: Range<Int>) -> (address: UnsafeMutableRawPointer, length: Int) {
+        let base = unsafe base.unsafelyUnwrapped
+        let first = CMmapShim_alignDown(UInt64(slack + range.lowerBound), UInt64(alignment))
+        let end = slack + range.upperBound
+        return (unsafe base + Int(first), end - Int(first))
+    }
+}
+
+// MARK: - Protection
+
+extension Region {
+    /// Changes the protection of the whole mapping (`mprotect(2)`).
+    internal func protect(_ protection: CInt) throws(MmapError) {
+        guard let base = unsafe base else { return }
+        let error = unsafe system_mprotect(base, mappedLength, protection)
+        guard error == 0 else {
+            throw .system(.protect, errno: error, "cannot change the protection of \(count) mapped bytes")
+        }
+    }
+}
+
+// MARK: - Durability
+
+extension Region {
+    /// Writes the pages of `range` back to the file (`msync(2)`).
+    internal func flush(range: Range<Int>, synchronous: Bool) throws(MmapError) {
+        try validate(range, .flush)
+        guard !range.isEmpty else { return }
+        let (address, length) = unsafe pages(covering: range)
+        let error = unsafe system_msync(address, length, synchronous ? MS_SYNC : MS_ASYNC)
+        guard error == 0 else {
+            throw .system(.flush, errno: error, "cannot flush bytes \(range) of the mapping")
+        }
+    }
+}
+
+// MARK: - Locking
+
+extension Region {
+    /// Locks the pages of `range` into memory (`mlock(2)`).
+    internal func lock(range: Range<Int>) throws(MmapError) {
+        try validate(range, .lock)
+        guard !range.isEmpty else { return }
+        let (address, length) = unsafe pages(covering: range)
+        let error = unsafe system_mlock(address, length)
+        guard error == 0 else { throw .system(.lock, errno: error, "cannot lock \(length) bytes") }
+    }
+
+    /// Unlocks the pages of `range` (`munlock(2)`).
+    internal func unlock(range: Range<Int>) throws(MmapError) {
+        try validate(range, .unlock)
+        guard !range.isEmpty else { return }
+        let (address, length) = unsafe pages(covering: range)
+        let error = unsafe system_munlock(address, length)
+        guard error == 0 else { throw .system(.unlock, errno: error, "cannot unlock \(length) bytes") }
+    }
+}

@@ -1,0 +1,107 @@
+internal import CMmapShim
+
+// The syscall chokepoint: the only Swift code that calls the shim's wrappers. Each function
+// returns the shim's result (0 or the errno captured in C); callers turn it into an
+// `MmapError` through `MmapError.system`, so the errno policy stays in one file.
+
+/// The system page size, cached by the shim.
+@inline(__always)
+internal var systemPageSize: Int { Int(CMmapShim_pageSize()) }
+
+@inline(__always)
+internal func system_mmap(
+    _ address: UnsafeMutableRawPointer?,
+    _ length: Int,
+    _ protection: CInt,
+    _ flags: CInt,
+    _ fd: CInt,
+    _ offset: Int64,
+    _ result: inout UnsafeMutableRawPointer?
+) -> CInt {
+    unsafe CMmapShim_mmap(address, length, protection, flags, fd, offset, &result)
+}
+
+@inline(__always)
+internal func system_munmap(_ address: UnsafeMutableRawPointer, _ length: Int) -> CInt {
+    unsafe CMmapShim_munmap(address, length)
+}
+
+@inline(__always)
+internal func system_mprotect(_ address: UnsafeMutableRawPointer, _ length: Int, _ protection: CInt) -> CInt {
+    unsafe CMmapShim_mprotect(address, length, protection)
+}
+
+@inline(__always)
+internal func system_msync(_ address: UnsafeMutableRawPointer, _ length: Int, _ flags: CInt) -> CInt {
+    unsafe CMmapShim_msync(address, length, flags)
+}
+
+@inline(__always)
+internal func system_madvise(_ address: UnsafeMutableRawPointer, _ length: Int, _ advice: CInt) -> CInt {
+    unsafe CMmapShim_madvise(address, length, advice)
+}
+
+@inline(__always)
+internal func system_mlock(_ address: UnsafeMutableRawPointer, _ length: Int) -> CInt {
+    unsafe CMmapShim_mlock(address, length)
+}
+
+@inline(__always)
+internal func system_munlock(_ address: UnsafeMutableRawPointer, _ length: Int) -> CInt {
+    unsafe CMmapShim_munlock(address, length)
+}
+
+@inline(__always)
+internal func system_mremap(
+    _ address: UnsafeMutableRawPointer,
+    _ oldLength: Int,
+    _ newLength: Int,
+    _ flags: CInt,
+    _ result: inout UnsafeMutableRawPointer?
+) -> CInt {
+    unsafe CMmapShim_mremap(address, oldLength, newLength, flags, &result)
+}
+
+@inline(__always)
+internal func system_mincore(
+    _ address: UnsafeMutableRawPointer,
+    _ length: Int,
+    _ vector: UnsafeMutablePointer<UInt8>
+) -> CInt {
+    unsafe CMmapShim_mincore(address, length, vector)
+}
+
+@inline(__always)
+internal func system_open(_ path: String, _ flags: CInt, _ mode: CInt, _ fd: inout CInt) -> CInt {
+    unsafe CMmapShim_open(path, flags, mode, &fd)
+}
+
+@inline(__always)
+internal func system_close(_ fd: CInt) -> CInt {
+    CMmapShim_close(fd)
+}
+
+@inline(__always)
+internal func system_fstat(_ fd: CInt, _ size: inout Int64, _ type: inout CUnsignedInt) -> CInt {
+    unsafe CMmapShim_fstat(fd, &size, &type)
+}
+
+@inline(__always)
+internal func system_ftruncate(_ fd: CInt, _ length: Int64) -> CInt {
+    CMmapShim_ftruncate(fd, length)
+}
+
+@inline(__always)
+internal func system_fallocate(_ fd: CInt, _ offset: Int64, _ length: Int64) -> CInt {
+    CMmapShim_fallocate(fd, offset, length)
+}
+
+@inline(__always)
+internal func system_fdatasync(_ fd: CInt) -> CInt {
+    CMmapShim_fdatasync(fd)
+}
+
+@inline(__always)
+internal func system_getfl(_ fd: CInt, _ flags: inout CInt) -> CInt {
+    unsafe CMmapShim_getfl(fd, &flags)
+}

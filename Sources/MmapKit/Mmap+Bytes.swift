@@ -1,0 +1,38 @@
+// MARK: - Bytes
+
+extension Mmap {
+    /// The number of bytes mapped (the count asked for, not rounded to the page).
+    @inlinable
+    public var count: Int { region.count }
+
+    /// Whether the mapping is empty (an empty file, or a count of 0). An empty mapping makes no
+    /// system call.
+    @inlinable
+    public var isEmpty: Bool { region.count == 0 }
+
+    /// The mapped bytes, borrowed from this mapping.
+    ///
+    /// The compiler keeps the mapping alive, and forbids unmapping or resizing it, while the
+    /// span exists. If another process or mapping writes the same shared file meanwhile, the
+    /// span sees the writes (which formally breaks `RawSpan`'s no-mutation rule); copy the bytes
+    /// out first when the file is not under your control.
+    public var bytes: RawSpan {
+        @_lifetime(borrow self)
+        borrowing get {
+            let span = unsafe RawSpan(_unsafeBytes: UnsafeRawBufferPointer(region.buffer))
+            return unsafe _overrideLifetime(span, borrowing: self)
+        }
+    }
+
+    /// Calls `body` with a pointer to the mapped bytes, valid only during the call.
+    ///
+    /// - Parameter body: A closure that reads the bytes; it must not let the pointer escape.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    @inlinable
+    public func withUnsafeBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeRawBufferPointer(region.buffer))
+    }
+}

@@ -1,0 +1,60 @@
+internal import Glibc
+
+// MARK: - Ownership
+
+extension Mmap {
+    /// Unmaps now, reporting the error that `deinit` would have to ignore.
+    ///
+    /// Whatever happens, this value is gone afterwards and the mapping is never unmapped again.
+    ///
+    /// - Throws: The kernel's error from `munmap(2)`.
+    public consuming func unmap() throws(MmapError) {
+        let region = self.region
+        discard self
+        try region.unmap()
+    }
+
+    /// Makes the mapping writable (`mprotect(PROT_READ | PROT_WRITE)`) and returns it as a
+    /// ``MutableMmap``.
+    ///
+    /// A private mapping becomes copy-on-write: writes never reach the file. A shared mapping
+    /// of a descriptor opened read-only cannot become writable: the kernel refuses with
+    /// `EACCES` (``MmapError/Code/permissionDenied``).
+    ///
+    /// - Returns: The same pages, writable.
+    /// - Throws: The kernel's error. On failure the mapping is unmapped: nothing stays mapped and
+    ///   nothing is unmapped twice.
+    ///
+    /// The corresponding C function is `mprotect(2)`.
+    public consuming func makeMutable() throws(MmapError) -> MutableMmap {
+        let region = self.region
+        discard self
+        return MutableMmap(region: try region.reprotected(PROT_READ | PROT_WRITE))
+    }
+
+    /// Makes the mapping readable and executable (`mprotect(PROT_READ | PROT_EXEC)`).
+    ///
+    /// - Returns: The same pages, executable.
+    /// - Throws: The kernel's error (`EACCES` when the file is on a `noexec` mount). On failure
+    ///   the mapping is unmapped.
+    ///
+    /// The corresponding C function is `mprotect(2)`.
+    public consuming func makeExecutable() throws(MmapError) -> Mmap {
+        let region = self.region
+        discard self
+        return Mmap(region: try region.reprotected(PROT_READ | PROT_EXEC))
+    }
+}
+
+extension Region {
+    /// Changes the protection for a consuming conversion; on failure unmaps, then throws.
+    internal func reprotected(_ protection: CInt) throws(MmapError) -> Region {
+        do {
+            try protect(protection)
+        } catch {
+            unmapAfterFailure()
+            throw error
+        }
+        return self
+    }
+}

@@ -1,0 +1,108 @@
+internal import Glibc
+
+/// Advice to the kernel about a range of a mapping that never destroys its contents
+/// (`madvise(2)`).
+///
+/// Pass it to `advise(_:range:)` on any handle or view. Advice that can discard or replace the
+/// contents (`MADV_DONTNEED`, `MADV_FREE`, ...) is a different type,
+/// ``MmapDestructiveAdvice``, accepted only by `mutating` methods of writable handles.
+///
+/// An advice the running kernel does not know fails with ``MmapError/Code/unsupported``; it is
+/// never silently ignored. ``isSupported`` asks without side effects.
+public struct MmapAdvice: Hashable, Sendable, CustomStringConvertible {
+    /// The `MADV_*` value passed to `madvise(2)`.
+    public let rawValue: CInt
+    /// The constant's name, e.g. `"MADV_SEQUENTIAL"`.
+    public let name: String
+
+    internal init(_ rawValue: CInt, _ name: String) {
+        self.rawValue = rawValue
+        self.name = name
+    }
+
+    /// The constant's name, e.g. `"MADV_SEQUENTIAL"`.
+    public var description: String { name }
+
+    /// No special treatment (`MADV_NORMAL`).
+    public static let normal = MmapAdvice(MADV_NORMAL, "MADV_NORMAL")
+    /// Expect random access: read ahead less (`MADV_RANDOM`).
+    public static let random = MmapAdvice(MADV_RANDOM, "MADV_RANDOM")
+    /// Expect sequential access: read ahead aggressively, free behind (`MADV_SEQUENTIAL`).
+    public static let sequential = MmapAdvice(MADV_SEQUENTIAL, "MADV_SEQUENTIAL")
+    /// Expect access soon: start reading ahead now (`MADV_WILLNEED`).
+    public static let willNeed = MmapAdvice(MADV_WILLNEED, "MADV_WILLNEED")
+    /// Do not make the range available to a child after `fork(2)` (`MADV_DONTFORK`, Linux 2.6.16).
+    public static let dontFork = MmapAdvice(MADV_DONTFORK, "MADV_DONTFORK")
+    /// Undo ``dontFork`` (`MADV_DOFORK`).
+    public static let doFork = MmapAdvice(MADV_DOFORK, "MADV_DOFORK")
+    /// Let KSM merge identical pages (`MADV_MERGEABLE`; needs `CONFIG_KSM`).
+    public static let mergeable = MmapAdvice(MADV_MERGEABLE, "MADV_MERGEABLE")
+    /// Undo ``mergeable`` (`MADV_UNMERGEABLE`).
+    public static let unmergeable = MmapAdvice(MADV_UNMERGEABLE, "MADV_UNMERGEABLE")
+    /// Back the range with transparent huge pages (`MADV_HUGEPAGE`, Linux 2.6.38).
+    public static let hugePage = MmapAdvice(MADV_HUGEPAGE, "MADV_HUGEPAGE")
+    /// Never back the range with transparent huge pages (`MADV_NOHUGEPAGE`).
+    public static let noHugePage = MmapAdvice(MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE")
+    /// Leave the range out of core dumps (`MADV_DONTDUMP`, Linux 3.4).
+    public static let dontDump = MmapAdvice(MADV_DONTDUMP, "MADV_DONTDUMP")
+    /// Undo ``dontDump`` (`MADV_DODUMP`).
+    public static let doDump = MmapAdvice(MADV_DODUMP, "MADV_DODUMP")
+    /// Deactivate the range: reclaim it first under memory pressure (`MADV_COLD`, Linux 5.4).
+    public static let cold = MmapAdvice(20, "MADV_COLD")
+    /// Reclaim the range now; clean file pages are dropped, dirty ones written back first
+    /// (`MADV_PAGEOUT`, Linux 5.4). The contents stay readable.
+    public static let pageout = MmapAdvice(21, "MADV_PAGEOUT")
+    /// Collapse the range into transparent huge pages synchronously (`MADV_COLLAPSE`, Linux 6.1).
+    public static let collapse = MmapAdvice(25, "MADV_COLLAPSE")
+    /// Prefault the range for reading, reporting errors instead of raising `SIGBUS`
+    /// (`MADV_POPULATE_READ`, Linux 5.14). Prefer `populate(range:)`, which picks it for you.
+    public static let populateRead = MmapAdvice(22, "MADV_POPULATE_READ")
+
+    /// Every non-destructive advice MmapKit knows, in `MADV_*` order.
+    public static let all: [MmapAdvice] = [
+        .normal, .random, .sequential, .willNeed, .dontFork, .doFork, .mergeable, .unmergeable, .hugePage,
+        .noHugePage, .dontDump, .doDump, .cold, .pageout, .collapse, .populateRead,
+    ]
+}
+
+/// Advice that may discard or replace the contents of a range (`madvise(2)`).
+///
+/// Accepted only by `mutating` methods of writable handles (`MutableMmap`, `MutableMmapView`),
+/// so the compiler forbids it while a span of the mapping is alive.
+public struct MmapDestructiveAdvice: Hashable, Sendable, CustomStringConvertible {
+    /// The `MADV_*` value passed to `madvise(2)`.
+    public let rawValue: CInt
+    /// The constant's name, e.g. `"MADV_DONTNEED"`.
+    public let name: String
+
+    internal init(_ rawValue: CInt, _ name: String) {
+        self.rawValue = rawValue
+        self.name = name
+    }
+
+    /// The constant's name, e.g. `"MADV_DONTNEED"`.
+    public var description: String { name }
+
+    /// Drop the pages now (`MADV_DONTNEED`): private and anonymous pages read back as zeros,
+    /// shared file pages are re-read from the file.
+    public static let dontNeed = MmapDestructiveAdvice(MADV_DONTNEED, "MADV_DONTNEED")
+    /// Let the kernel free the pages lazily (`MADV_FREE`, Linux 4.5; private anonymous only):
+    /// until they are written again they may read back as zeros or as the old data.
+    public static let free = MmapDestructiveAdvice(8, "MADV_FREE")
+    /// Free the pages and the backing store (`MADV_REMOVE`, shared file mappings on filesystems
+    /// that can punch holes, and shared anonymous memory): reads back as zeros.
+    public static let remove = MmapDestructiveAdvice(MADV_REMOVE, "MADV_REMOVE")
+    /// A child after `fork(2)` sees zeros in the range (`MADV_WIPEONFORK`, Linux 4.14; private
+    /// anonymous only).
+    public static let wipeOnFork = MmapDestructiveAdvice(18, "MADV_WIPEONFORK")
+    /// Undo ``wipeOnFork`` (`MADV_KEEPONFORK`).
+    public static let keepOnFork = MmapDestructiveAdvice(19, "MADV_KEEPONFORK")
+    /// Prefault the range for writing (`MADV_POPULATE_WRITE`, Linux 5.14): private file pages
+    /// are copied (breaking copy-on-write sharing), which is why it counts as destructive.
+    public static let populateWrite = MmapDestructiveAdvice(23, "MADV_POPULATE_WRITE")
+
+    /// Every destructive advice MmapKit knows.
+    public static let all: [MmapDestructiveAdvice] = [
+        .dontNeed, .free, .remove, .wipeOnFork, .keepOnFork, .populateWrite,
+    ]
+}

@@ -1,0 +1,44 @@
+internal import Glibc
+
+// MARK: - Ownership
+
+extension MutableMmap {
+    /// Unmaps now, reporting the error that `deinit` would have to ignore.
+    ///
+    /// Dirty pages of a shared file mapping are not lost: the kernel writes them back later.
+    /// Call ``flush()`` first when they must be durable now.
+    ///
+    /// - Throws: The kernel's error from `munmap(2)`.
+    public consuming func unmap() throws(MmapError) {
+        let region = self.region
+        discard self
+        try region.unmap()
+    }
+
+    /// Makes the mapping read-only (`mprotect(PROT_READ)`) and returns it as an ``Mmap``.
+    ///
+    /// - Returns: The same pages, read-only.
+    /// - Throws: The kernel's error. On failure the mapping is unmapped: nothing stays mapped and
+    ///   nothing is unmapped twice.
+    ///
+    /// The corresponding C function is `mprotect(2)`.
+    public consuming func makeReadOnly() throws(MmapError) -> Mmap {
+        let region = self.region
+        discard self
+        return Mmap(region: try region.reprotected(PROT_READ))
+    }
+
+    /// Makes the mapping readable and executable (`mprotect(PROT_READ | PROT_EXEC)`), for code
+    /// written into it, and returns it as an ``Mmap``.
+    ///
+    /// - Returns: The same pages, executable and no longer writable.
+    /// - Throws: The kernel's error (`EACCES` on a `noexec` mount). On failure the mapping is
+    ///   unmapped.
+    ///
+    /// The corresponding C function is `mprotect(2)`.
+    public consuming func makeExecutable() throws(MmapError) -> Mmap {
+        let region = self.region
+        discard self
+        return Mmap(region: try region.reprotected(PROT_READ | PROT_EXEC))
+    }
+}
