@@ -15,15 +15,19 @@ extension MmapError {
     ///   - context: What was being done, e.g. "cannot map 4096 bytes of descriptor 3".
     internal static func system(_ operation: Operation, errno: CInt, _ context: String) -> MmapError {
         precondition(errno != 0, "MmapKit: \(operation) reported failure without an errno")
-        // EFAULT: the kernel could not read or write an address MmapKit handed it.
+        // EFAULT: the kernel could not read or write an address MmapKit handed it (except from
+        // MADV_POPULATE_*, where it means a page is no longer backed: an environmental error).
         // EINVAL from munmap/mprotect/msync: MmapKit passes only page-aligned ranges of its own mappings.
-        if errno == EFAULT
+        if (errno == EFAULT && operation != .advise)
             || (errno == EINVAL && (operation == .unmap || operation == .protect || operation == .flush))
         {
             preconditionFailure("MmapKit: \(operation) failed with \(errnoName(errno)) on a range MmapKit owns")
         }
         let code: Code
         switch (operation, errno) {
+        case (.advise, EFAULT), (.advise, EHWPOISON):
+            // MADV_POPULATE_*: a page the file no longer backs, or a hardware memory error.
+            code = .fault
         case (_, ENODEV), (.map, EISDIR):
             code = .notMappable
         case (_, EOPNOTSUPP), (.advise, EINVAL):

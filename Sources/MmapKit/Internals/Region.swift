@@ -25,10 +25,22 @@ internal struct Region: @unchecked Sendable {
     @usableFromInline internal var count: Int
     /// The page size of the mapping: the system page, or the explicit huge page.
     @usableFromInline internal var alignment: Int
+    /// The file offset of the first byte the user asked for (0 for anonymous memory).
+    @usableFromInline internal var fileOffset: Int64
+    /// The `mmap(2)` flags the mapping was made with (kept so an empty mapping can grow).
+    @usableFromInline internal var flags: CInt
 
     /// An empty region: nothing mapped.
-    internal static var empty: Region {
-        unsafe Region(base: nil, mappedLength: 0, slack: 0, count: 0, alignment: systemPageSize)
+    internal static func empty(fileOffset: Int64 = 0, flags: CInt = 0, alignment: Int = systemPageSize) -> Region {
+        unsafe Region(
+            base: nil,
+            mappedLength: 0,
+            slack: 0,
+            count: 0,
+            alignment: alignment,
+            fileOffset: fileOffset,
+            flags: flags
+        )
     }
 
     /// The first byte the user asked for; nil for an empty mapping.
@@ -87,9 +99,15 @@ extension Region {
             let (_, overflow) = offset.addingReportingOverflow(Int64(count))
             if overflow { throw .invalid(.map, "offset \(offset) + count \(count) overflows a 64-bit file offset") }
         }
-        guard length > 0 else { return .empty }
-
+        var flags = options.mapFlags
+        if options.sync {
+            flags |= CMmapShim_MAP_SHARED_VALIDATE | CMmapShim_MAP_SYNC
+        } else {
+            flags |= shared ? MAP_SHARED : MAP_PRIVATE
+        }
         let alignment = options.alignment
+        guard length > 0 else { return .empty(fileOffset: offset, flags: flags, alignment: alignment) }
+
         let alignedOffset = Int64(CMmapShim_alignDown(UInt64(offset), UInt64(alignment)))
         let slack = Int(offset - alignedOffset)
         if options.hugePages?.explicitPageSize != nil && slack != 0 {
@@ -97,12 +115,6 @@ extension Region {
         }
         let mappedLength = try roundedLength(slack: slack, count: length, alignment: alignment)
 
-        var flags = options.mapFlags
-        if options.sync {
-            flags |= CMmapShim_MAP_SHARED_VALIDATE | CMmapShim_MAP_SYNC
-        } else {
-            flags |= shared ? MAP_SHARED : MAP_PRIVATE
-        }
         var address: UnsafeMutableRawPointer? = nil
         let error = unsafe system_mmap(nil, mappedLength, access.protection, flags, fd, alignedOffset, &address)
         guard error == 0, let address = unsafe address else {
@@ -114,7 +126,9 @@ extension Region {
             mappedLength: mappedLength,
             slack: slack,
             count: length,
-            alignment: alignment
+            alignment: alignment,
+            fileOffset: offset,
+            flags: flags
         )
         try region.finishMapping(options)
         return region
@@ -128,10 +142,10 @@ extension Region {
     ) throws(MmapError) -> Region {
         guard count >= 0 else { throw .invalid(.map, "count \(count) is negative") }
         if options.sync { throw .invalid(.map, "the sync (MAP_SYNC) option needs a shared file mapping") }
-        guard count > 0 else { return .empty }
         let alignment = options.alignment
-        let mappedLength = try roundedLength(slack: 0, count: count, alignment: alignment)
         let flags = options.mapFlags | MAP_ANONYMOUS | (shared ? MAP_SHARED : MAP_PRIVATE)
+        guard count > 0 else { return .empty(flags: flags, alignment: alignment) }
+        let mappedLength = try roundedLength(slack: 0, count: count, alignment: alignment)
         var address: UnsafeMutableRawPointer? = nil
         let error = unsafe system_mmap(nil, mappedLength, PROT_READ | PROT_WRITE, flags, -1, 0, &address)
         guard error == 0, let address = unsafe address else {
@@ -143,7 +157,9 @@ extension Region {
             mappedLength: mappedLength,
             slack: 0,
             count: count,
-            alignment: alignment
+            alignment: alignment,
+            fileOffset: 0,
+            flags: flags
         )
         try region.finishMapping(options)
         return region
@@ -198,7 +214,7 @@ extension Region {
     }
 
     /// `slack + count` rounded up to `alignment`, or an error when it does not fit in an `Int`.
-    private static func roundedLength(slack: Int, count: Int, alignment: Int) throws(MmapError) -> Int {
+    internal static func roundedLength(slack: Int, count: Int, alignment: Int) throws(MmapError) -> Int {
         var rounded: UInt64 = 0
         let (sum, overflow) = slack.addingReportingOverflow(count)
         guard !overflow,
@@ -257,6 +273,12 @@ extension Region {
 // MARK: - Ranges
 
 extension Region {
+    /// `range`, or the whole mapping when it is nil.
+    @inline(__always)
+    internal func resolve(_ range: Range<Int>?) -> Range<Int> {
+        range ?? 0..<count
+    }
+
     /// Validates `range` against the user's bytes. Checks happen on integers before any pointer
     /// arithmetic.
     internal func validate(_ range: Range<Int>, _ operation: MmapError.Operation) throws(MmapError) {
