@@ -101,7 +101,8 @@ extension MmapKitTests {
                 try map.lock(range: page..<(3 * page))
                 try map.unlock(range: page..<(3 * page))
                 try map.lock()
-                #expect(try map.residency().isFullyResident)
+                // mlock populates the pages (sanitizer runtimes replace mlock with a no-op).
+                #expect(try map.residency().isFullyResident || runningUnderSanitizer)
                 try map.unlock()
             }
         }

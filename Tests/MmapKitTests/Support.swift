@@ -121,3 +121,10 @@ func readFile(_ path: String) -> [UInt8] {
 func array(_ span: RawSpan) -> [UInt8] {
     unsafe span.withUnsafeBytes { unsafe Array($0) }
 }
+
+/// Whether a sanitizer runtime is loaded. Sanitizers catch fatal signals themselves (and exit
+/// with their own status), and intercept mlock(2) as a no-op.
+let runningUnderSanitizer: Bool = {
+    let names: [String] = ["__tsan_init", "__asan_init", "__ubsan_handle_add_overflow"]
+    return names.contains { name in unsafe dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) != nil }
+}()
