@@ -20,6 +20,9 @@ public struct MmapError: Error, Hashable, Sendable, CustomStringConvertible {
     public var errno: CInt
     /// A sentence a person can act on, without the operation prefix.
     public var message: String
+    /// For ``Code/fault``: the byte offset (from the start of the mapping or view) of the
+    /// access that faulted; `nil` otherwise.
+    public var faultOffset: Int?
 
     internal init(_ operation: Operation, _ code: Code, errno: CInt = 0, _ message: String) {
         self.operation = operation

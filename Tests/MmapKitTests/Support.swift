@@ -128,3 +128,9 @@ let runningUnderSanitizer: Bool = {
     let names: [String] = ["__tsan_init", "__asan_init", "__ubsan_handle_add_overflow"]
     return names.contains { name in unsafe dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) != nil }
 }()
+
+/// Whether ThreadSanitizer is loaded. TSan does not deliver a synchronous SIGBUS to a handler
+/// that recovers with siglongjmp (the process dies; see llvm/llvm-project#215833 and
+/// google/sanitizers#482), so tests that catch a SIGBUS are skipped under it and run under
+/// AddressSanitizer and in ordinary builds instead.
+let runningUnderThreadSanitizer: Bool = unsafe dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil

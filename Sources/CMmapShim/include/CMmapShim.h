@@ -107,6 +107,24 @@ const char *CMmapShim_errnoDescription(int error);
 /// The soft RLIMIT_MEMLOCK in bytes (UINT64_MAX when unlimited).
 int CMmapShim_memlockLimit(uint64_t *bytes);
 
+// MARK: - Guarded access (guard.c)
+
+/// Installs MmapKit's SIGBUS handler once (later calls only return the first result).
+/// Returns 0 or the errno of sigaction(2).
+int CMmapShim_guardInstall(void);
+/// memcpy(destination, source, length) with SIGBUS guarded in [armed, armed + armedLength)
+/// (the mapped side). Returns 0, EFAULT with `*faultAddress` set when a page in the armed range
+/// faulted, or the install error.
+int CMmapShim_guardedCopy(void *destination, const void *source, size_t length, const void *armed,
+                          size_t armedLength, void **faultAddress);
+/// Loads `size` bytes at `source` into `out` (one access when size is 1, 2, 4 or 8 and
+/// aligned), guarded. Returns as CMmapShim_guardedCopy.
+int CMmapShim_guardedLoad(const void *source, size_t size, void *out, void **faultAddress);
+/// Stores `size` bytes from `value` at `destination`, guarded.
+int CMmapShim_guardedStore(void *destination, size_t size, const void *value, void **faultAddress);
+/// Reads one byte of every page of [address, address + length), guarded.
+int CMmapShim_guardedPrefault(const void *address, size_t length, void **faultAddress);
+
 // MARK: - Mapping counter (for tests)
 
 /// Mappings made through the shim and not yet unmapped (maps minus unmaps).
