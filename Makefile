@@ -6,9 +6,14 @@ CONFIG       ?= debug
 C_WARNINGS   := -Wall -Wextra -Werror
 SHIM_SOURCES := $(wildcard Sources/CMmapShim/*.c)
 
-.PHONY: help build test test-debug test-release check check-c lint format clean
+TOOLS        := Tools
+MMAPKIT      := $(TOOLS)/.build/release/mmapkit
+
+.PHONY: help build test test-debug test-release check check-c lint format clean run bench tool
 
 help:
+	@echo "make run           build the mmapkit tool and run 'mmapkit bench --quick' (seconds)"
+	@echo "make bench         the full comparison (1 GiB) plus the package-benchmark suites"
 	@echo "make build         build the library (CONFIG=debug|release)"
 	@echo "make test          run the test suite in debug and in release"
 	@echo "make check         build everything with warnings as errors (Swift and C)"
@@ -38,10 +43,21 @@ check-c:
 	done
 
 lint:
-	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Tools/Package.swift Tools/Sources Tools/Benchmarks
 
 format:
-	$(SWIFT) format --in-place --recursive --parallel Package.swift Sources Tests
+	$(SWIFT) format --in-place --recursive --parallel Package.swift Sources Tests Tools/Package.swift Tools/Sources Tools/Benchmarks
+
+tool:
+	$(SWIFT) build -c release --package-path $(TOOLS) --product mmapkit
+
+# The main job: MmapKit measured side by side with raw syscalls, Foundation and pread.
+run: tool
+	$(MMAPKIT) bench --quick
+
+bench: tool
+	$(MMAPKIT) bench
+	cd $(TOOLS) && $(SWIFT) package benchmark --format markdown
 
 clean:
-	rm -rf .build .build-check
+	rm -rf .build .build-check .build-asan .build-tsan $(TOOLS)/.build

@@ -16,6 +16,7 @@ extension Mmap {
     /// span exists. If another process or mapping writes the same shared file meanwhile, the
     /// span sees the writes (which formally breaks `RawSpan`'s no-mutation rule); copy the bytes
     /// out first when the file is not under your control.
+    @inlinable
     public var bytes: RawSpan {
         @_lifetime(borrow self)
         borrowing get {

@@ -5,6 +5,9 @@ internal import Glibc
 // truncation, an I/O error, or a full disk behind a sparse file) into an `MmapError` with code
 // `fault`, instead of killing the process. Bounds are checked first. Spans and
 // `withUnsafeBytes` stay unguarded: only these calls are protected.
+//
+// The public methods are inlinable generic shells, so they specialize in the caller; the
+// bounds checks and the shim calls live in the non-generic internal cores below.
 
 // MARK: - Guarded reads
 
@@ -20,17 +23,13 @@ extension MmapBytes where Self: ~Copyable {
     /// - Throws: ``MmapError/Code/outOfBounds`` when the value does not fit inside `count`
     ///   (nothing is read); ``MmapError/Code/fault`` with ``MmapError/faultOffset`` when the page
     ///   is no longer backed by the file.
+    @inlinable
     public func guardedLoad<T: BitwiseCopyable>(fromByteOffset offset: Int = 0, as type: T.Type) throws(MmapError) -> T
     {
-        let size = MemoryLayout<T>.size
-        let count = self.count
-        try checkBounds(offset, size, count)
-        return try unsafe withUnsafeBytes { (buffer) throws(MmapError) -> T in
+        try unsafe withUnsafeBytes { (buffer) throws(MmapError) -> T in
             try unsafe withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { (value) throws(MmapError) -> T in
-                var fault: UnsafeMutableRawPointer? = nil
-                let source = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
-                let error = unsafe CMmapShim_guardedLoad(source, size, value.baseAddress, &fault)
-                try unsafe checkGuard(error, fault, buffer.baseAddress)
+                let out = unsafe UnsafeMutableRawPointer(value.baseAddress.unsafelyUnwrapped)
+                try unsafe _guardedLoad(buffer, offset, MemoryLayout<T>.size, out)
                 return unsafe value.baseAddress.unsafelyUnwrapped.pointee
             }
         }
@@ -44,16 +43,11 @@ extension MmapBytes where Self: ~Copyable {
     ///   - destination: Where the bytes go; its byte count says how many.
     /// - Throws: ``MmapError/Code/outOfBounds`` (nothing is copied) or
     ///   ``MmapError/Code/fault``; after a fault `destination` holds a prefix of the bytes.
+    @inlinable
     public func guardedCopyBytes(fromByteOffset offset: Int, into destination: inout MutableRawSpan) throws(MmapError) {
-        let length = destination.byteCount
-        try checkBounds(offset, length, count)
-        guard length > 0 else { return }
         try unsafe withUnsafeBytes { (buffer) throws(MmapError) in
             try unsafe destination.withUnsafeMutableBytes { (target) throws(MmapError) in
-                var fault: UnsafeMutableRawPointer? = nil
-                let source = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
-                let error = unsafe CMmapShim_guardedCopy(target.baseAddress, source, length, source, length, &fault)
-                try unsafe checkGuard(error, fault, buffer.baseAddress)
+                try unsafe _guardedCopy(from: buffer, offset, into: target)
             }
         }
     }
@@ -64,21 +58,11 @@ extension MmapBytes where Self: ~Copyable {
     /// - Returns: The bytes.
     /// - Throws: ``MmapError/Code/outOfBounds`` or ``MmapError/Code/fault``.
     /// - Complexity: O(`range.count`).
+    @inlinable
     public func guardedBytes(_ range: Range<Int>) throws(MmapError) -> [UInt8] {
-        try checkBounds(range.lowerBound, range.count, count)
-        var error: MmapError? = nil
-        let result = unsafe [UInt8](unsafeUninitializedCapacity: range.count) { target, initialized in
-            var span = unsafe MutableRawSpan(_unsafeBytes: UnsafeMutableRawBufferPointer(target))
-            do throws(MmapError) {
-                try guardedCopyBytes(fromByteOffset: range.lowerBound, into: &span)
-                initialized = range.count
-            } catch let caught {
-                error = caught
-                initialized = 0
-            }
+        try unsafe withUnsafeBytes { (buffer) throws(MmapError) -> [UInt8] in
+            try unsafe _guardedArray(buffer, range)
         }
-        if let error { throw error }
-        return result
     }
 
     /// Reads one byte of every page covering `range`, turning a `SIGBUS` into an error: a
@@ -86,15 +70,10 @@ extension MmapBytes where Self: ~Copyable {
     ///
     /// - Parameter range: Byte offsets within the bytes; `nil` for all of them.
     /// - Throws: ``MmapError/Code/outOfBounds`` or ``MmapError/Code/fault``.
+    @inlinable
     public func guardedPrefault(range: Range<Int>? = nil) throws(MmapError) {
-        let range = range ?? 0..<count
-        try checkBounds(range.lowerBound, range.count, count)
-        guard !range.isEmpty else { return }
         try unsafe withUnsafeBytes { (buffer) throws(MmapError) in
-            var fault: UnsafeMutableRawPointer? = nil
-            let start = unsafe buffer.baseAddress.unsafelyUnwrapped + range.lowerBound
-            let error = unsafe CMmapShim_guardedPrefault(start, range.count, &fault)
-            try unsafe checkGuard(error, fault, buffer.baseAddress)
+            try unsafe _guardedPrefault(buffer, range ?? 0..<buffer.count)
         }
     }
 }
@@ -108,17 +87,13 @@ extension MutableMmapBytes where Self: ~Copyable {
     ///   - value: The value to store.
     ///   - offset: The byte offset; any alignment.
     /// - Throws: ``MmapError/Code/outOfBounds`` (nothing is written) or ``MmapError/Code/fault``.
+    @inlinable
     public mutating func guardedStore<T: BitwiseCopyable>(_ value: T, toByteOffset offset: Int) throws(MmapError) {
-        let size = MemoryLayout<T>.size
-        try checkBounds(offset, size, count)
         try unsafe withUnsafeMutableBytes { (buffer) throws(MmapError) in
-            var fault: UnsafeMutableRawPointer? = nil
             var value = value
-            let destination = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
-            let error = unsafe Swift.withUnsafeBytes(of: &value) {
-                unsafe CMmapShim_guardedStore(destination, size, $0.baseAddress, &fault)
+            try unsafe Swift.withUnsafeBytes(of: &value) { (bytes) throws(MmapError) in
+                try unsafe _guardedStore(buffer, offset, bytes)
             }
-            try unsafe checkGuard(error, fault, UnsafeRawPointer(buffer.baseAddress))
         }
     }
 
@@ -129,29 +104,94 @@ extension MutableMmapBytes where Self: ~Copyable {
     ///   - offset: Where the first byte goes.
     /// - Throws: ``MmapError/Code/outOfBounds`` (nothing is written) or
     ///   ``MmapError/Code/fault``; after a fault a prefix of `source` may have been written.
+    @inlinable
     public mutating func guardedStoreBytes(_ source: RawSpan, toByteOffset offset: Int) throws(MmapError) {
-        let length = source.byteCount
-        try checkBounds(offset, length, count)
-        guard length > 0 else { return }
         try unsafe withUnsafeMutableBytes { (buffer) throws(MmapError) in
             try unsafe source.withUnsafeBytes { (bytes) throws(MmapError) in
-                var fault: UnsafeMutableRawPointer? = nil
-                let destination = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
-                let error = unsafe CMmapShim_guardedCopy(
-                    destination,
-                    bytes.baseAddress,
-                    length,
-                    destination,
-                    length,
-                    &fault
-                )
-                try unsafe checkGuard(error, fault, UnsafeRawPointer(buffer.baseAddress))
+                try unsafe _guardedStore(buffer, offset, bytes)
             }
         }
     }
 }
 
-// MARK: - Helpers
+// MARK: - Cores
+
+/// Loads `size` bytes at `offset` of `buffer` into `out`, guarded.
+@usableFromInline
+internal func _guardedLoad(
+    _ buffer: UnsafeRawBufferPointer,
+    _ offset: Int,
+    _ size: Int,
+    _ out: UnsafeMutableRawPointer
+) throws(MmapError) {
+    try checkBounds(offset, size, buffer.count)
+    var fault: UnsafeMutableRawPointer? = nil
+    let source = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
+    try unsafe checkGuard(CMmapShim_guardedLoad(source, size, out, &fault), fault, buffer.baseAddress)
+}
+
+/// Copies `target.count` bytes from `offset` of `buffer` into `target`, guarded.
+@usableFromInline
+internal func _guardedCopy(
+    from buffer: UnsafeRawBufferPointer,
+    _ offset: Int,
+    into target: UnsafeMutableRawBufferPointer
+) throws(MmapError) {
+    let length = target.count
+    try checkBounds(offset, length, buffer.count)
+    guard length > 0 else { return }
+    var fault: UnsafeMutableRawPointer? = nil
+    let source = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
+    let error = unsafe CMmapShim_guardedCopy(target.baseAddress, source, length, source, length, &fault)
+    try unsafe checkGuard(error, fault, buffer.baseAddress)
+}
+
+/// The bytes of `range` of `buffer` as an array, guarded.
+@usableFromInline
+internal func _guardedArray(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) throws(MmapError) -> [UInt8] {
+    try checkBounds(range.lowerBound, range.count, buffer.count)
+    var error: MmapError? = nil
+    let result = unsafe [UInt8](unsafeUninitializedCapacity: range.count) { target, initialized in
+        do throws(MmapError) {
+            try unsafe _guardedCopy(from: buffer, range.lowerBound, into: UnsafeMutableRawBufferPointer(target))
+            initialized = range.count
+        } catch let caught {
+            error = caught
+            initialized = 0
+        }
+    }
+    if let error { throw error }
+    return result
+}
+
+/// Touches every page of `range` of `buffer`, guarded.
+@usableFromInline
+internal func _guardedPrefault(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) throws(MmapError) {
+    try checkBounds(range.lowerBound, range.count, buffer.count)
+    guard !range.isEmpty else { return }
+    var fault: UnsafeMutableRawPointer? = nil
+    let start = unsafe buffer.baseAddress.unsafelyUnwrapped + range.lowerBound
+    try unsafe checkGuard(CMmapShim_guardedPrefault(start, range.count, &fault), fault, buffer.baseAddress)
+}
+
+/// Stores `bytes` at `offset` of `buffer`, guarded (one access for aligned 1, 2, 4, 8 bytes).
+@usableFromInline
+internal func _guardedStore(
+    _ buffer: UnsafeMutableRawBufferPointer,
+    _ offset: Int,
+    _ bytes: UnsafeRawBufferPointer
+) throws(MmapError) {
+    let length = bytes.count
+    try checkBounds(offset, length, buffer.count)
+    guard length > 0 else { return }
+    var fault: UnsafeMutableRawPointer? = nil
+    let destination = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
+    let error =
+        length <= 8
+        ? unsafe CMmapShim_guardedStore(destination, length, bytes.baseAddress, &fault)
+        : unsafe CMmapShim_guardedCopy(destination, bytes.baseAddress, length, destination, length, &fault)
+    try unsafe checkGuard(error, fault, UnsafeRawPointer(buffer.baseAddress))
+}
 
 /// Bounds of a guarded access, checked on integers before any pointer arithmetic.
 private func checkBounds(_ offset: Int, _ length: Int, _ count: Int) throws(MmapError) {

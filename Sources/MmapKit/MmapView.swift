@@ -40,6 +40,7 @@ extension MmapView {
     public var isEmpty: Bool { storage.count == 0 }
 
     /// The view's bytes, borrowed from the view.
+    @inlinable
     public var bytes: RawSpan {
         @_lifetime(borrow self)
         borrowing get {

@@ -16,6 +16,7 @@ extension MutableMmap {
     /// span exists. If another process or mapping writes the same shared file meanwhile, the
     /// span sees the writes (which formally breaks `RawSpan`'s no-mutation rule); copy the bytes
     /// out first when the file is not under your control.
+    @inlinable
     public var bytes: RawSpan {
         @_lifetime(borrow self)
         borrowing get {
@@ -44,6 +45,7 @@ extension MutableMmap {
     ///
     /// While the span exists nothing else can use the mapping: not ``bytes``, not
     /// ``flush()``, not ``unmap()``. Write, let the span end, then flush.
+    @inlinable
     public var mutableBytes: MutableRawSpan {
         @_lifetime(&self)
         mutating get {

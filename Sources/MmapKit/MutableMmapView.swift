@@ -41,6 +41,7 @@ extension MutableMmapView {
     public var isEmpty: Bool { storage.count == 0 }
 
     /// The view's bytes, borrowed from the view.
+    @inlinable
     public var bytes: RawSpan {
         @_lifetime(borrow self)
         borrowing get {
@@ -50,6 +51,7 @@ extension MutableMmapView {
     }
 
     /// The view's bytes for reading and writing, with exclusive access to this view.
+    @inlinable
     public var mutableBytes: MutableRawSpan {
         @_lifetime(&self)
         mutating get {

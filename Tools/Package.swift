@@ -1,0 +1,35 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// The `mmapkit` command-line tool and the benchmarks. A package of its own, depending on the
+// library by path, so that users of the library never resolve or build these dependencies.
+let package = Package(
+    name: "MmapKitTools",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mmapkit", targets: ["mmapkit"])
+    ],
+    dependencies: [
+        .package(name: "MmapKit", path: ".."),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "mmapkit",
+            dependencies: [
+                .product(name: "MmapKit", package: "MmapKit"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "MmapKitBenchmarks",
+            dependencies: [
+                .product(name: "MmapKit", package: "MmapKit"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/MmapKitBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
