@@ -8,8 +8,13 @@ SHIM_SOURCES := $(wildcard Sources/CMmapShim/*.c)
 
 TOOLS        := Tools
 MMAPKIT      := $(TOOLS)/.build/release/mmapkit
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+DOCS_OUT     := docs-site
+SYMBOL_GRAPHS := .build-docs/symbol-graphs
 
-.PHONY: help build test test-debug test-release check check-c lint format clean run bench tool
+.PHONY: help build test test-debug test-release check check-c lint format clean run bench tool \
+	install uninstall docs examples
 
 help:
 	@echo "make run           build the mmapkit tool and run 'mmapkit bench --quick' (seconds)"
@@ -17,6 +22,9 @@ help:
 	@echo "make build         build the library (CONFIG=debug|release)"
 	@echo "make test          run the test suite in debug and in release"
 	@echo "make check         build everything with warnings as errors (Swift and C)"
+	@echo "make install       install libMmapKit.{so,a}, the module and mmapkit.pc (PREFIX=$(PREFIX), DESTDIR)"
+	@echo "make uninstall     remove exactly what make install recorded in its manifest"
+	@echo "make docs          build the DocC site into $(DOCS_OUT)/ (warnings are errors)"
 	@echo "make lint          swift format lint --strict"
 	@echo "make format        swift format in place"
 	@echo "make clean         remove build output"
@@ -59,5 +67,23 @@ bench: tool
 	$(MMAPKIT) bench
 	cd $(TOOLS) && $(SWIFT) package benchmark --format markdown
 
+install:
+	scripts/install.sh "$(PREFIX)" "$(DESTDIR)"
+
+uninstall:
+	scripts/uninstall.sh "$(PREFIX)" "$(DESTDIR)"
+
+# DocC with the toolchain's docc: symbol graphs from a dedicated build, then a static site.
+docs:
+	rm -rf .build-docs $(DOCS_OUT)  # symbol graphs are emitted only by a full build
+	mkdir -p $(SYMBOL_GRAPHS)
+	$(SWIFT) build --scratch-path .build-docs --target MmapKit \
+		-Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc $(CURDIR)/$(SYMBOL_GRAPHS) \
+		-Xswiftc -symbol-graph-minimum-access-level -Xswiftc public
+	docc convert Sources/MmapKit/MmapKit.docc --additional-symbol-graph-dir $(SYMBOL_GRAPHS) \
+		--output-path $(DOCS_OUT) --fallback-display-name MmapKit --fallback-bundle-identifier org.mmapkit.MmapKit \
+		--transform-for-static-hosting --warnings-as-errors
+	@echo "documentation: $(DOCS_OUT)/index.html (serve the folder; pages are under /documentation/mmapkit)"
+
 clean:
-	rm -rf .build .build-check .build-asan .build-tsan $(TOOLS)/.build
+	rm -rf .build .build-check .build-asan .build-tsan .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build

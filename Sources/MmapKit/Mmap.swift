@@ -15,12 +15,12 @@ internal import Glibc
 ///
 /// The counterpart of memmap2's `Mmap`.
 @safe
+@frozen
 public struct Mmap: ~Copyable, Sendable {
     // Invariant: `region` is a live mapping (or empty) owned by this value alone; its pages are
     // readable, and writable only if the value came from `makeReadOnly()` of a writable mapping.
     @usableFromInline internal var region: Region
 
-    @inlinable
     internal init(region: Region) {
         self.region = region
     }

@@ -45,9 +45,9 @@ extension MmapError {
     ///
     /// A struct rather than an enum so that new operations do not break existing `switch`es.
     public struct Operation: Hashable, Sendable, CustomStringConvertible {
-        @usableFromInline internal let rawValue: UInt8
+        internal let rawValue: UInt8
 
-        @inlinable internal init(_ rawValue: UInt8) { self.rawValue = rawValue }
+        internal init(_ rawValue: UInt8) { self.rawValue = rawValue }
 
         /// Mapping memory (`mmap(2)`), including argument validation before the call.
         public static let map = Operation(0)
@@ -95,9 +95,9 @@ extension MmapError {
     ///
     /// A struct rather than an enum so that new codes do not break existing `switch`es.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        @usableFromInline internal let rawValue: UInt8
+        internal let rawValue: UInt8
 
-        @inlinable internal init(_ rawValue: UInt8) { self.rawValue = rawValue }
+        internal init(_ rawValue: UInt8) { self.rawValue = rawValue }
 
         /// An argument is malformed: negative, overflowing, misaligned, or not a page multiple.
         /// No system call was made; ``MmapError/errno`` is 0.

@@ -5,6 +5,7 @@
 /// writable kind; both share one implementation. The successor of memmap's `MmapViewSync`,
 /// without its aliasing `clone`.
 @safe
+@frozen
 public struct MmapView: ~Copyable, Sendable {
     // Invariant: see ViewStorage; the pages are never written through this type.
     @usableFromInline internal var storage: ViewStorage

@@ -18,12 +18,12 @@ internal import Glibc
 ///
 /// The counterpart of memmap2's `MmapMut`.
 @safe
+@frozen
 public struct MutableMmap: ~Copyable, Sendable {
     // Invariant: `region` is a live mapping (or empty) owned by this value alone, readable and
     // writable.
     @usableFromInline internal var region: Region
 
-    @inlinable
     internal init(region: Region) {
         self.region = region
     }

@@ -6,6 +6,7 @@
 /// writes through different views cannot race; that is what makes the type `Sendable`.
 /// The successor of memmap's `MmapViewSync`.
 @safe
+@frozen
 public struct MutableMmapView: ~Copyable, Sendable {
     // Invariant: see ViewStorage; the pages are readable and writable.
     @usableFromInline internal var storage: ViewStorage

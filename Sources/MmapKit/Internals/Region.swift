@@ -14,6 +14,7 @@ internal import Glibc
 /// mapped (an empty mapping makes no system call).
 @safe
 @usableFromInline
+@frozen
 internal struct Region: @unchecked Sendable {
     /// The address `mmap(2)` returned, aligned to `alignment`; nil for an empty mapping.
     @usableFromInline internal var base: UnsafeMutableRawPointer?

@@ -25,6 +25,7 @@ internal final class SharedMapping: @unchecked Sendable {
 /// The views that hold a `ViewStorage` are noncopyable, so the invariant survives moves.
 @safe
 @usableFromInline
+@frozen
 internal struct ViewStorage: @unchecked Sendable {
     @usableFromInline internal let mapping: SharedMapping
     @usableFromInline internal var start: UnsafeMutableRawPointer?

@@ -149,10 +149,7 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
                     var sum: UInt64 = 0
                     for _ in 0..<cycles {
                         let fd = rawOpen(small)
-                        do {
-                            let map = try Mmap(fileDescriptor: fd)
-                            sum &+= firstAndLast(map.bytes)
-                        }  // unmapped here, before the close, as in the raw loop
+                        sum &+= try firstAndLast(Mmap(fileDescriptor: fd))  // unmapped before the close
                         close(fd)
                     }
                     return sum
@@ -171,15 +168,17 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
 
     // MARK: anon-touch, with populate, with transparent huge pages
     let anonymous = sizes.anonymous
-    let untimedTouch = {
-        // Memory freed to the host is slow to touch again: touch and free the same amount first.
-        let base = rawMap(anonymous, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1)
-        _ = touchPages(UnsafeMutableRawBufferPointer(start: base, count: anonymous))
-        munmap(base, anonymous)
-    }
     for variant in ["", "-populate", "-thp"] {
         let populate = variant == "-populate"
         let thp = variant == "-thp"
+        let untimedTouch = {
+            // Memory freed to the host is slow to touch again: touch and free the same amount
+            // first, with huge pages for the THP variant so that compaction happens untimed.
+            let base = rawMap(anonymous, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1)
+            if thp { madvise(base, anonymous, MADV_HUGEPAGE) }
+            _ = touchPages(UnsafeMutableRawBufferPointer(start: base, count: anonymous))
+            munmap(base, anonymous)
+        }
         workloads.append(
             Workload(
                 name: "anon-touch\(variant)",
@@ -446,6 +445,14 @@ final class ViewTransfer: @unchecked Sendable {
 final class GuardTarget: Sendable {
     let map: Mmap
     init(_ map: consuming Mmap) { self.map = map }
+}
+
+/// The first byte plus the last byte of a mapping, read through its span. Taking the span through
+/// a `borrowing` parameter avoids the heap box Swift 6.3.1 gives a local noncopyable binding whose
+/// span is taken (swiftlang/swift#89145); see the README.
+@inline(__always)
+func firstAndLast(_ map: consuming Mmap) -> UInt64 {
+    firstAndLast(map.bytes)
 }
 
 /// The first byte plus the last byte.
