@@ -220,9 +220,7 @@ extension MmapKitTests {
         @Test(.disabled(if: runningUnderThreadSanitizer, "TSan cannot recover from SIGBUS"))
         func aForeignFaultReachesAHandlerInstalledBefore() async {
             await #expect(processExitsWith: .exitCode(42)) {
-                var action = sigaction()
-                action.__sigaction_handler.sa_handler = { _ in _exit(42) }
-                #expect(unsafe sigaction(SIGBUS, &action, nil) == 0)
+                installExitingSIGBUSHandler()
                 let directory = TemporaryDirectory()
                 let map = try truncatedFileMapping(in: directory, by: truncateThroughAnotherDescriptor)
                 _ = try? map.guardedLoad(fromByteOffset: 8 * page, as: UInt8.self)  // installs, catches
@@ -234,12 +232,7 @@ extension MmapKitTests {
         @Test(.disabled(if: runningUnderThreadSanitizer, "TSan cannot recover from SIGBUS"))
         func aForeignFaultReachesASigInfoHandlerInstalledBefore() async {
             await #expect(processExitsWith: .exitCode(43)) {
-                var action = sigaction()
-                action.__sigaction_handler.sa_sigaction = { _, info, _ in
-                    _exit(unsafe info!.pointee.si_code == 2 ? 43 : 44)  // 2: BUS_ADRERR
-                }
-                action.sa_flags = SA_SIGINFO
-                #expect(unsafe sigaction(SIGBUS, &action, nil) == 0)
+                installSigInfoSIGBUSHandler()
                 let directory = TemporaryDirectory()
                 let map = try truncatedFileMapping(in: directory, by: truncateThroughAnotherDescriptor)
                 _ = try? map.guardedLoad(fromByteOffset: 8 * page, as: UInt8.self)
@@ -255,4 +248,21 @@ final class SharedReader: Sendable {
     let view: MmapView
     init(_ view: consuming MmapView) { self.view = view }
     func load(_ offset: Int) throws(MmapError) -> UInt8 { try view.guardedLoad(fromByteOffset: offset, as: UInt8.self) }
+}
+
+/// Installs a SIGBUS handler (sa_handler) that exits with status 42.
+private func installExitingSIGBUSHandler() {
+    var action = sigaction()
+    unsafe action.__sigaction_handler.sa_handler = { _ in _exit(42) }
+    precondition(unsafe sigaction(SIGBUS, &action, nil) == 0)
+}
+
+/// Installs a SIGBUS handler (sa_sigaction) that exits with 43 for BUS_ADRERR, 44 otherwise.
+private func installSigInfoSIGBUSHandler() {
+    var action = sigaction()
+    unsafe action.__sigaction_handler.sa_sigaction = { _, info, _ in
+        _exit(unsafe info!.pointee.si_code == 2 ? 43 : 44)  // 2: BUS_ADRERR
+    }
+    action.sa_flags = SA_SIGINFO
+    precondition(unsafe sigaction(SIGBUS, &action, nil) == 0)
 }
