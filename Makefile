@@ -7,21 +7,25 @@ C_WARNINGS   := -Wall -Wextra -Werror
 SHIM_SOURCES := $(wildcard Sources/CMmapShim/*.c)
 
 TOOLS        := Tools
-MMAPKIT      := $(TOOLS)/.build/release/mmapkit
+MMAPKIT      := $(TOOLS)/.build Fuzz/.build/release/mmapkit
 PREFIX       ?= /usr/local
 DESTDIR      ?=
 DOCS_OUT     := docs-site
 SYMBOL_GRAPHS := .build-docs/symbol-graphs
 
-.PHONY: help build test test-debug test-release check check-c lint format clean run bench tool \
-	install uninstall docs examples
+FUZZ_SECONDS ?= 60
+FUZZ_WORK    := .build-fuzz-corpus
+
+.PHONY: help build test test-debug test-release check check-c check-sanitizers lint format clean run bench tool \
+	install uninstall docs fuzz
 
 help:
 	@echo "make run           build the mmapkit tool and run 'mmapkit bench --quick' (seconds)"
 	@echo "make bench         the full comparison (1 GiB) plus the package-benchmark suites"
 	@echo "make build         build the library (CONFIG=debug|release)"
 	@echo "make test          run the test suite in debug and in release"
-	@echo "make check         build everything with warnings as errors (Swift and C)"
+	@echo "make check         warnings as errors (Swift, C), then the tests under ASan, TSan and UBSan"
+	@echo "make fuzz          build the libFuzzer target and run it for FUZZ_SECONDS (default 60)"
 	@echo "make install       install libMmapKit.{so,a}, the module and mmapkit.pc (PREFIX=$(PREFIX), DESTDIR)"
 	@echo "make uninstall     remove exactly what make install recorded in its manifest"
 	@echo "make docs          build the DocC site into $(DOCS_OUT)/ (warnings are errors)"
@@ -40,9 +44,18 @@ test-debug:
 test-release:
 	$(SWIFT) test -c release
 
-check: check-c
+check: check-c check-sanitizers
 	$(SWIFT) build --build-tests --scratch-path .build-check \
 		-Xswiftc -warnings-as-errors $(addprefix -Xcc ,$(C_WARNINGS))
+
+# The whole test suite under AddressSanitizer (every mapping path, the SIGBUS guard included)
+# and ThreadSanitizer (which cannot deliver a recoverable SIGBUS: those tests skip themselves),
+# and with UndefinedBehaviorSanitizer on the C target (Swift has no -sanitize=undefined on Linux).
+check-sanitizers:
+	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --scratch-path .build-ubsan -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined \
+		-Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined
 
 check-c:
 	@for f in $(SHIM_SOURCES); do \
@@ -51,10 +64,12 @@ check-c:
 	done
 
 lint:
-	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Tools/Package.swift Tools/Sources Tools/Benchmarks
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Tools/Package.swift Tools/Sources Tools/Benchmarks \
+		Fuzz/Package.swift Fuzz/Sources Examples
 
 format:
-	$(SWIFT) format --in-place --recursive --parallel Package.swift Sources Tests Tools/Package.swift Tools/Sources Tools/Benchmarks
+	$(SWIFT) format --in-place --recursive --parallel Package.swift Sources Tests Tools/Package.swift Tools/Sources Tools/Benchmarks \
+		Fuzz/Package.swift Fuzz/Sources Examples
 
 tool:
 	$(SWIFT) build -c release --package-path $(TOOLS) --product mmapkit
@@ -67,10 +82,26 @@ bench: tool
 	$(MMAPKIT) bench
 	cd $(TOOLS) && $(SWIFT) package benchmark --format markdown
 
+# libFuzzer: a separate package (Fuzz/), never built by ordinary builds. New inputs go to an
+# ignored work directory; Fuzz/Corpus holds the seeds, including those that found bugs.
+fuzz:
+	$(SWIFT) build --package-path Fuzz --sanitize=fuzzer --sanitize=address
+	mkdir -p $(FUZZ_WORK)
+	Fuzz/.build/debug/MmapKitFuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_WORK)/ $(FUZZ_WORK) Fuzz/Corpus
+
 install:
 	scripts/install.sh "$(PREFIX)" "$(DESTDIR)"
 
-uninstall:
+un# libFuzzer: a separate package (Fuzz/), never built by ordinary builds. New inputs go to an
+# ignored work directory; Fuzz/Corpus holds the seeds, including those that found bugs.
+fuzz:
+	$(SWIFT) build --package-path Fuzz --sanitize=fuzzer --sanitize=address
+	mkdir -p $(FUZZ_WORK)
+	Fuzz/.build/debug/MmapKitFuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_WORK)/ $(FUZZ_WORK) Fuzz/Corpus
+
+install:
 	scripts/uninstall.sh "$(PREFIX)" "$(DESTDIR)"
 
 # DocC with the toolchain's docc: symbol graphs from a dedicated build, then a static site.
@@ -86,4 +117,4 @@ docs:
 	@echo "documentation: $(DOCS_OUT)/index.html (serve the folder; pages are under /documentation/mmapkit)"
 
 clean:
-	rm -rf .build .build-check .build-asan .build-tsan .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build
+	rm -rf .build .build-check .build-asan .build-tsan .build-ubsan .build-fuzz-corpus .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build Fuzz/.build

@@ -224,8 +224,9 @@ extension MmapKitTests {
                 let directory = TemporaryDirectory()
                 let map = try truncatedFileMapping(in: directory, by: truncateThroughAnotherDescriptor)
                 _ = try? map.guardedLoad(fromByteOffset: 8 * page, as: UInt8.self)  // installs, catches
-                _ = unsafe map.bytes.unsafeLoad(fromByteOffset: 9 * page, as: UInt8.self)
-                _exit(0)
+                // Use the value, or the optimizer drops the load (and the fault) in release builds.
+                let value = unsafe map.bytes.unsafeLoad(fromByteOffset: 9 * page, as: UInt8.self)
+                _exit(value == 0 ? 0 : 1)
             }
         }
 
@@ -236,8 +237,9 @@ extension MmapKitTests {
                 let directory = TemporaryDirectory()
                 let map = try truncatedFileMapping(in: directory, by: truncateThroughAnotherDescriptor)
                 _ = try? map.guardedLoad(fromByteOffset: 8 * page, as: UInt8.self)
-                _ = unsafe map.bytes.unsafeLoad(fromByteOffset: 9 * page, as: UInt8.self)
-                _exit(0)
+                // Use the value, or the optimizer drops the load (and the fault) in release builds.
+                let value = unsafe map.bytes.unsafeLoad(fromByteOffset: 9 * page, as: UInt8.self)
+                _exit(value == 0 ? 0 : 1)
             }
         }
     }

@@ -209,9 +209,9 @@ let hostileRows: [HostileRow] = [
     HostileRow("MAP_SYNC on a private mapping", fails(.invalidArgument, 0)) { f throws(MmapError) in
         _ = try MutableMmap(fileDescriptor: f.readWrite, sharing: .private, options: MmapOptions().sync())
     },
-    HostileRow("initial advice the mapping refuses (collapse, unpopulated)", fails(.unsupported, EINVAL)) {
-        _ throws(MmapError) in
-        _ = try MutableMmap(anonymous: 1 << 20, options: MmapOptions().advice(.collapse))
+    HostileRow("initial advice that fails after mapping (populate past the end)", fails(.fault, EFAULT)) {
+        f throws(MmapError) in
+        _ = try Mmap(fileDescriptor: f.readOnly, count: f.size + 8 * f.page, options: MmapOptions().advice(.populateRead))
     },
     // Ranges on live mappings.
     HostileRow("flush range past the end", fails(.outOfBounds, 0)) { f throws(MmapError) in
