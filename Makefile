@@ -93,15 +93,7 @@ fuzz:
 install:
 	scripts/install.sh "$(PREFIX)" "$(DESTDIR)"
 
-un# libFuzzer: a separate package (Fuzz/), never built by ordinary builds. New inputs go to an
-# ignored work directory; Fuzz/Corpus holds the seeds, including those that found bugs.
-fuzz:
-	$(SWIFT) build --package-path Fuzz --sanitize=fuzzer --sanitize=address
-	mkdir -p $(FUZZ_WORK)
-	Fuzz/.build/debug/MmapKitFuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-		-artifact_prefix=$(FUZZ_WORK)/ $(FUZZ_WORK) Fuzz/Corpus
-
-install:
+uninstall:
 	scripts/uninstall.sh "$(PREFIX)" "$(DESTDIR)"
 
 # DocC with the toolchain's docc: symbol graphs from a dedicated build, then a static site.
