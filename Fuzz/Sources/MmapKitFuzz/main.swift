@@ -121,7 +121,10 @@ func checkGuardedRead(_ map: borrowing MutableMmap, mapOffset: Int, offset: Int,
             precondition(offset < 0 || count < 0 || offset > map.count || count > map.count - offset)
         case .fault:
             let faultAt = mapOffset + (error.faultOffset ?? -1)
-            precondition(faultAt >= ((size + page - 1) / page) * page, "fault inside the file at \(faultAt), size \(size)")
+            precondition(
+                faultAt >= ((size + page - 1) / page) * page,
+                "fault inside the file at \(faultAt), size \(size)"
+            )
         default:
             preconditionFailure("unexpected error from a guarded read: \(error)")
         }
@@ -148,10 +151,19 @@ func run(_ input: inout Input, _ state: inout State) {
             options.advice = flags & 2 != 0 ? .random : nil
             options.hugePages = flags & 4 != 0 ? .transparent : nil
             state.readOnly = nil
-            state.readOnly = try Mmap(fileDescriptor: fd, offset: Int64(input.size(page)), count: nil, sharing: sharing, options: options)
+            state.readOnly = try Mmap(
+                fileDescriptor: fd,
+                offset: Int64(input.size(page)),
+                count: nil,
+                sharing: sharing,
+                options: options
+            )
         case 3:  // anonymous memory
             state.anonymous = nil
-            state.anonymous = try MutableMmap(anonymous: input.size(page), sharing: input.byte() % 2 == 0 ? .private : .shared)
+            state.anonymous = try MutableMmap(
+                anonymous: input.size(page),
+                sharing: input.byte() % 2 == 0 ? .private : .shared
+            )
         case 4:  // guarded read of the shared mapping, checked against pread
             let offset = input.size(page)
             let count = input.u16() % (2 * page)
@@ -224,6 +236,7 @@ func run(_ input: inout Input, _ state: inout State) {
     }
 }
 
+/// libFuzzer's entry point: runs one input as a sequence of operations.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     if fd < 0 {
