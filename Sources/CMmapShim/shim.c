@@ -84,6 +84,17 @@ int CMmapShim_mmap(void *addr, size_t length, int prot, int flags, int fd, int64
     return 0;
 }
 
+int CMmapShim_mmapInPlace(void *addr, size_t length, int prot, int flags, int fd, int64_t offset) {
+    void *address = mmap(addr, length, prot, flags | MAP_FIXED, fd, (off_t)offset);
+    if (address == MAP_FAILED) return errno;
+    if (address != addr) {
+        // MAP_FIXED never moves a mapping; if the kernel ever did, undo it rather than leak.
+        munmap(address, length);
+        return EINVAL;
+    }
+    return 0;
+}
+
 int CMmapShim_munmap(void *addr, size_t length) {
     if (munmap(addr, length) != 0) return errno;
     atomic_fetch_add_explicit(&unmapCalls, 1, memory_order_release);
@@ -175,6 +186,13 @@ int CMmapShim_memfd_create(const char *name, unsigned int flags, int *fd) {
     int result = memfd_create(name, flags);
     if (result < 0) return errno;
     *fd = result;
+    return 0;
+}
+
+int CMmapShim_dupCloexec(int fd, int *duplicate) {
+    int result = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (result < 0) return errno;
+    *duplicate = result;
     return 0;
 }
 

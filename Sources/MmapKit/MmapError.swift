@@ -77,10 +77,14 @@ extension MmapError {
         public static let access = Operation(12)
         /// Creating or sealing a memory file (`memfd_create(2)`, `fcntl(2)`).
         public static let memfd = Operation(13)
+        /// Committing pages inside a reservation (`mmap(2)` with `MAP_FIXED`).
+        public static let commit = Operation(14)
+        /// Decommitting pages of a reservation.
+        public static let decommit = Operation(15)
 
         private static let names = [
             "mmap", "munmap", "mprotect", "msync", "madvise", "mlock", "munlock", "mremap", "mincore", "open",
-            "fstat", "grow", "access", "memfd",
+            "fstat", "grow", "access", "memfd", "commit", "decommit",
         ]
 
         /// The system call's name, e.g. `"mmap"`.

@@ -211,7 +211,11 @@ let hostileRows: [HostileRow] = [
     },
     HostileRow("initial advice that fails after mapping (populate past the end)", fails(.fault, EFAULT)) {
         f throws(MmapError) in
-        _ = try Mmap(fileDescriptor: f.readOnly, count: f.size + 8 * f.page, options: MmapOptions().advice(.populateRead))
+        _ = try Mmap(
+            fileDescriptor: f.readOnly,
+            count: f.size + 8 * f.page,
+            options: MmapOptions().advice(.populateRead)
+        )
     },
     // Ranges on live mappings.
     HostileRow("flush range past the end", fails(.outOfBounds, 0)) { f throws(MmapError) in

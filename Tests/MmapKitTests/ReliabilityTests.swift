@@ -125,7 +125,9 @@ extension MmapKitTests {
             #expect(calls.maps == threads * iterations && calls.unmaps == threads * iterations)
             #expect(_MmapDiagnostics.liveMappings == mappings)
             #expect(mapsLineCount() == lines)
-            print("stress: \(threads) threads x \(iterations) map/touch/unmap cycles, /proc/self/maps \(lines) lines before and after")
+            print(
+                "stress: \(threads) threads x \(iterations) map/touch/unmap cycles, /proc/self/maps \(lines) lines before and after"
+            )
         }
     }
 

@@ -60,6 +60,9 @@ extern const int CMmapShim_F_SEAL_SEAL;
 
 /// mmap(2). On success stores the mapping's address in `*result` and counts one live mapping.
 int CMmapShim_mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset, void **result);
+/// mmap(2) with MAP_FIXED over pages of a mapping MmapKit already holds (a reservation): the
+/// pages are replaced, not added, so the mapping counter does not change.
+int CMmapShim_mmapInPlace(void *addr, size_t length, int prot, int flags, int fd, int64_t offset);
 /// munmap(2). On success counts one mapping fewer.
 int CMmapShim_munmap(void *addr, size_t length);
 /// mprotect(2).
@@ -95,6 +98,8 @@ int CMmapShim_fdatasync(int fd);
 int CMmapShim_getfl(int fd, int *flags);
 /// memfd_create(2).
 int CMmapShim_memfd_create(const char *name, unsigned int flags, int *fd);
+/// fcntl(fd, F_DUPFD_CLOEXEC, 0) into `*duplicate`.
+int CMmapShim_dupCloexec(int fd, int *duplicate);
 /// fcntl(fd, F_ADD_SEALS, seals).
 int CMmapShim_addSeals(int fd, int seals);
 

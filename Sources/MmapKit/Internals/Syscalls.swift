@@ -105,3 +105,30 @@ internal func system_fdatasync(_ fd: CInt) -> CInt {
 internal func system_getfl(_ fd: CInt, _ flags: inout CInt) -> CInt {
     unsafe CMmapShim_getfl(fd, &flags)
 }
+
+@inline(__always)
+internal func system_mmapInPlace(
+    _ address: UnsafeMutableRawPointer,
+    _ length: Int,
+    _ protection: CInt,
+    _ flags: CInt,
+    _ fd: CInt,
+    _ offset: Int64
+) -> CInt {
+    unsafe CMmapShim_mmapInPlace(address, length, protection, flags, fd, offset)
+}
+
+@inline(__always)
+internal func system_memfd_create(_ name: String, _ flags: CUnsignedInt, _ fd: inout CInt) -> CInt {
+    unsafe CMmapShim_memfd_create(name, flags, &fd)
+}
+
+@inline(__always)
+internal func system_addSeals(_ fd: CInt, _ seals: CInt) -> CInt {
+    CMmapShim_addSeals(fd, seals)
+}
+
+@inline(__always)
+internal func system_dupCloexec(_ fd: CInt, _ duplicate: inout CInt) -> CInt {
+    unsafe CMmapShim_dupCloexec(fd, &duplicate)
+}

@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
 
     static let allWorkloadNames = [
         "scan", "scan-populate", "random", "mapcycle-64k", "anon-touch", "anon-touch-populate", "anon-touch-thp",
-        "write-flush", "read", "limit-scan", "views-scan", "guard-load-8", "guard-copy-4k",
+        "write-flush", "read", "limit-scan", "views-scan", "ring-64k", "guard-load-8", "guard-copy-4k",
     ]
 
     @Flag(help: "Small sizes (64 MiB data, 2,000 map cycles) and 3 repetitions: seconds, not minutes.")

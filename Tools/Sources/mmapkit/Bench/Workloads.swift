@@ -347,6 +347,37 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
         )
     )
 
+    // MARK: ring (issue 10): the mirrored SPSC queue against a plain wrap-around ring
+    let streamed = size
+    workloads.append(
+        Workload(
+            name: "ring-64k",
+            bytes: streamed,
+            baseline: "wraparound",
+            implementations: [
+                Implementation(name: "wraparound") {
+                    let queue = WrapAroundQueue(capacity: 64 << 10)
+                    return try streamThrough(
+                        total: streamed,
+                        write: { queue.write($0) },
+                        read: { queue.read(into: $0) }
+                    )
+                },
+                Implementation(name: "mmapkit-mirrored") {
+                    let queue = try MmapByteQueue(capacity: 64 << 10)
+                    return try streamThrough(
+                        total: streamed,
+                        write: { bytes in queue.write(RawSpan(_unsafeBytes: bytes)) },
+                        read: { buffer in
+                            var span = MutableRawSpan(_unsafeBytes: buffer)
+                            return queue.read(into: &span)
+                        }
+                    )
+                },
+            ]
+        )
+    )
+
     // MARK: guard cost (issue 5): guarded against unguarded access
     let guardIterations = sizes.guardIterations
     let guardMap = try! MutableMmap(anonymous: 1 << 20).makeReadOnly()
@@ -460,4 +491,87 @@ func firstAndLast(_ map: consuming Mmap) -> UInt64 {
 func firstAndLast(_ bytes: RawSpan) -> UInt64 {
     UInt64(bytes.unsafeLoad(as: UInt8.self))
         &+ UInt64(bytes.unsafeLoad(fromByteOffset: bytes.byteCount - 1, as: UInt8.self))
+}
+
+// MARK: - Ring buffer streaming
+
+/// Streams `total` bytes of the data pattern from a producer thread to this thread through a
+/// queue, in 5,000-byte writes and 7,000-byte reads (neither divides the 64 KiB ring); returns
+/// the wrapping sum of the bytes received.
+func streamThrough(
+    total: Int,
+    write: @escaping @Sendable (UnsafeRawBufferPointer) -> Int,
+    read: (UnsafeMutableRawBufferPointer) -> Int
+) throws -> UInt64 {
+    let source = (0..<(1 << 20)).map { DataFiles.patternByte($0) }
+    let done = DispatchSemaphore(value: 0)
+    let producer = Thread {
+        source.withUnsafeBytes { bytes in
+            var sent = 0
+            while sent < total {
+                let start = sent % (1 << 20)
+                let length = min(5000, total - sent, (1 << 20) - start)
+                var offset = 0
+                while offset < length {
+                    offset += write(UnsafeRawBufferPointer(rebasing: bytes[(start + offset)..<(start + length)]))
+                }
+                sent += length
+            }
+        }
+        done.signal()
+    }
+    producer.start()
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 7000, alignment: 64)
+    defer { buffer.deallocate() }
+    var received = 0
+    var sum: UInt64 = 0
+    while received < total {
+        let n = read(buffer)
+        for i in 0..<n { sum &+= UInt64(buffer[i]) }
+        received += n
+    }
+    done.wait()
+    return sum
+}
+
+/// The baseline: the same single-producer/single-consumer queue over an ordinary buffer, which
+/// must split every copy that crosses the end of the ring into two.
+final class WrapAroundQueue: @unchecked Sendable {
+    private let buffer: UnsafeMutableRawPointer
+    private let capacity: Int
+    private let head = Atomic<Int>(0)
+    private let tail = Atomic<Int>(0)
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 4096)
+    }
+
+    deinit { buffer.deallocate() }
+
+    func write(_ source: UnsafeRawBufferPointer) -> Int {
+        let produced = tail.load(ordering: .relaxed)
+        let consumed = head.load(ordering: .acquiring)
+        let length = min(capacity - (produced - consumed), source.count)
+        guard length > 0 else { return 0 }
+        let start = produced % capacity
+        let first = min(length, capacity - start)
+        (buffer + start).copyMemory(from: source.baseAddress!, byteCount: first)
+        if first < length { buffer.copyMemory(from: source.baseAddress! + first, byteCount: length - first) }
+        tail.store(produced + length, ordering: .releasing)
+        return length
+    }
+
+    func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        let consumed = head.load(ordering: .relaxed)
+        let produced = tail.load(ordering: .acquiring)
+        let length = min(produced - consumed, destination.count)
+        guard length > 0 else { return 0 }
+        let start = consumed % capacity
+        let first = min(length, capacity - start)
+        destination.baseAddress!.copyMemory(from: buffer + start, byteCount: first)
+        if first < length { (destination.baseAddress! + first).copyMemory(from: buffer, byteCount: length - first) }
+        head.store(consumed + length, ordering: .releasing)
+        return length
+    }
 }

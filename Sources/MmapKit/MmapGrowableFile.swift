@@ -1,0 +1,140 @@
+internal import CMmapShim
+internal import Glibc
+
+/// A shared, writable mapping of a file that grows in place inside an address-space
+/// reservation: its address never changes, so pointers into it stay valid as the file grows.
+///
+/// The database use case: an append-only segment or a B-tree file mapped once with room to grow.
+/// ``grow(to:allocate:)`` extends the file (with `fallocate(2)` by default, so writes cannot meet
+/// a full disk as `SIGBUS`) and maps the new tail pages right after the old ones, inside the
+/// reservation made by ``init(fileDescriptor:capacity:)``. Growth is bounded by the capacity,
+/// never by a neighbouring mapping, and never moves the mapping (unlike
+/// ``MutableMmap/grow(to:fileDescriptor:allocate:mayMove:)``, which uses `mremap(2)`).
+///
+/// The value keeps its own duplicate of the descriptor (closed when it ends) to extend the file.
+@frozen
+@safe
+public struct MmapGrowableFile: ~Copyable, Sendable {
+    // Invariant: `reservation` has [0, pages(count)) committed as a shared mapping of `fd` from
+    // offset 0; the file is at least `count` bytes long; `fd` is owned and open for writing.
+    @usableFromInline internal var reservation: MmapReservation
+    @usableFromInline internal let fd: CInt
+    @usableFromInline internal var mappedCount: Int
+
+    /// Maps the file behind `fileDescriptor` (its whole current size) at the start of a new
+    /// reservation of `capacity` bytes.
+    ///
+    /// - Parameters:
+    ///   - fileDescriptor: A descriptor open for reading and writing; MmapKit keeps a duplicate,
+    ///     so the caller may close it.
+    ///   - capacity: The largest size the file can grow to through this value.
+    /// - Throws: ``MmapError/Code/invalidArgument`` when the file is larger than `capacity`;
+    ///   the kernel's errors (`EBADF`, `EACCES`, `ENOMEM`). Nothing stays mapped on failure.
+    public init(fileDescriptor: CInt, capacity: Int) throws(MmapError) {
+        var size: Int64 = 0
+        var type: CUnsignedInt = 0
+        var error = system_fstat(fileDescriptor, &size, &type)
+        guard error == 0 else {
+            throw .system(.stat, errno: error, "cannot read the size of descriptor \(fileDescriptor)")
+        }
+        guard mode_t(type) == S_IFREG else {
+            throw MmapError(.map, .notMappable, errno: ENODEV, "descriptor \(fileDescriptor) is not a regular file")
+        }
+        guard size <= capacity else {
+            throw .invalid(.map, "the \(size)-byte file is larger than the capacity \(capacity)")
+        }
+        var reservation = try MmapReservation(count: capacity)
+        let end = Self.pageEnd(Int(size))
+        if end > 0 {
+            try reservation.commit(0..<end, fileDescriptor: fileDescriptor, fileOffset: 0)
+        }
+        var duplicate: CInt = -1
+        error = system_dupCloexec(fileDescriptor, &duplicate)
+        guard error == 0 else { throw .system(.open, errno: error, "cannot duplicate descriptor \(fileDescriptor)") }
+        self.reservation = reservation
+        self.fd = duplicate
+        self.mappedCount = Int(size)
+    }
+
+    deinit {
+        _ = system_close(fd)
+    }
+
+    /// The number of bytes of the file that are mapped (its size, as far as this value knows).
+    public var count: Int { mappedCount }
+
+    /// The largest count ``grow(to:allocate:)`` can reach.
+    public var capacity: Int { reservation.count }
+
+    /// The address of the first byte; it never changes.
+    public var baseAddress: UInt { reservation.baseAddress }
+
+    /// The mapped bytes, borrowed from this value.
+    public var bytes: RawSpan {
+        @_lifetime(borrow self)
+        borrowing get {
+            let span = unsafe RawSpan(_unsafeStart: reservation.region.base.unsafelyUnwrapped, byteCount: mappedCount)
+            return unsafe _overrideLifetime(span, borrowing: self)
+        }
+    }
+
+    /// The mapped bytes for reading and writing, with exclusive access.
+    public var mutableBytes: MutableRawSpan {
+        @_lifetime(&self)
+        mutating get {
+            let span = unsafe MutableRawSpan(
+                _unsafeStart: reservation.region.base.unsafelyUnwrapped,
+                byteCount: mappedCount
+            )
+            return unsafe _overrideLifetime(span, mutating: &self)
+        }
+    }
+
+    /// Extends the file to `count` bytes and maps the new pages in place.
+    ///
+    /// - Parameters:
+    ///   - count: The new size: not smaller than the current one, not larger than ``capacity``.
+    ///   - allocate: `true` (the default) to reserve disk blocks with `fallocate(2)`, `false` for
+    ///     a sparse extension with `ftruncate(2)`.
+    /// - Throws: ``MmapError/Code/invalidArgument`` for a smaller count or one past the capacity;
+    ///   the kernel's error (`ENOSPC`). On failure the mapping is unchanged (the file may have
+    ///   been extended).
+    public mutating func grow(to count: Int, allocate: Bool = true) throws(MmapError) {
+        guard count >= mappedCount else {
+            throw .invalid(.grow, "count \(count) is smaller than the current \(mappedCount)")
+        }
+        guard count <= reservation.count else {
+            throw .invalid(.grow, "count \(count) is past the capacity \(reservation.count); reserve more")
+        }
+        var size: Int64 = 0
+        var type: CUnsignedInt = 0
+        var error = system_fstat(fd, &size, &type)
+        guard error == 0 else { throw .system(.stat, errno: error, "cannot read the size of the file") }
+        if size < Int64(count) {
+            error = allocate ? system_fallocate(fd, size, Int64(count) - size) : system_ftruncate(fd, Int64(count))
+            guard error == 0 else { throw .system(.grow, errno: error, "cannot extend the file to \(count) bytes") }
+        }
+        let oldEnd = Self.pageEnd(mappedCount)
+        let newEnd = Self.pageEnd(count)
+        if newEnd > oldEnd {
+            try reservation.commit(oldEnd..<newEnd, fileDescriptor: fd, fileOffset: Int64(oldEnd))
+        }
+        mappedCount = count
+    }
+
+    /// Writes the dirty pages back (`msync(MS_SYNC)`), then `fdatasync(2)`s the file, which also
+    /// makes its new size durable.
+    ///
+    /// - Throws: The kernel's error.
+    public func flush() throws(MmapError) {
+        guard mappedCount > 0 else { return }
+        try reservation.region.flush(range: 0..<mappedCount, synchronous: true)
+        let error = system_fdatasync(fd)
+        guard error == 0 else { throw .system(.flush, errno: error, "fdatasync failed") }
+    }
+
+    private static func pageEnd(_ count: Int) -> Int {
+        let page = systemPageSize
+        return (count + page - 1) / page * page
+    }
+}

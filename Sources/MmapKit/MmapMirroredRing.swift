@@ -1,0 +1,128 @@
+internal import CMmapShim
+internal import Glibc
+
+/// A ring of `capacity` bytes mapped twice, back to back, so that any window of up to
+/// `capacity` bytes starting anywhere in the ring is contiguous: readers and writers never
+/// handle wrap-around.
+///
+/// Built from a `memfd` of `capacity` bytes sealed against shrinking and growing
+/// (`F_SEAL_SHRINK | F_SEAL_GROW`, so no holder of the descriptor can cause a `SIGBUS`), mapped
+/// at `base` and at `base + capacity` inside one reservation of twice the capacity, so no other
+/// mapping can slip between the halves. A byte written at offset `i` is visible at `i + capacity`.
+///
+/// One mapping, unmapped exactly once when the value ends. Linux 3.17 or later (`memfd_create`).
+@frozen
+@safe
+public struct MmapMirroredRing: ~Copyable, Sendable {
+    // Invariant: `region` is a reservation of 2 * count bytes whose two halves map the same
+    // sealed memfd pages; count is a positive multiple of the page size.
+    @usableFromInline internal var region: Region
+
+    /// Creates a ring of `capacity` bytes.
+    ///
+    /// - Parameter capacity: A positive multiple of the page size.
+    /// - Throws: ``MmapError/Code/invalidArgument`` when `capacity` is not a positive multiple of
+    ///   the page size (or twice it overflows); the kernel's errors from `memfd_create`,
+    ///   `ftruncate`, `fcntl` or `mmap`. Nothing stays mapped or open on failure.
+    public init(capacity: Int) throws(MmapError) {
+        let page = systemPageSize
+        guard capacity > 0, capacity % page == 0, capacity <= Int.max / 2 else {
+            throw .invalid(.map, "ring capacity \(capacity) is not a positive multiple of the \(page)-byte page")
+        }
+        var fd: CInt = -1
+        var error = system_memfd_create(
+            "mmapkit-ring",
+            CUnsignedInt(CMmapShim_MFD_CLOEXEC | CMmapShim_MFD_ALLOW_SEALING),
+            &fd
+        )
+        guard error == 0 else { throw .system(.memfd, errno: error, "memfd_create failed") }
+        defer { _ = system_close(fd) }  // the two mappings keep the memory alive
+        error = system_ftruncate(fd, Int64(capacity))
+        guard error == 0 else { throw .system(.memfd, errno: error, "cannot size the memfd to \(capacity) bytes") }
+        error = system_addSeals(fd, CMmapShim_F_SEAL_SHRINK | CMmapShim_F_SEAL_GROW)
+        guard error == 0 else { throw .system(.memfd, errno: error, "cannot seal the memfd") }
+
+        var address: UnsafeMutableRawPointer? = nil
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        error = unsafe system_mmap(nil, 2 * capacity, PROT_NONE, flags, -1, 0, &address)
+        guard error == 0, let base = unsafe address else {
+            throw .system(.map, errno: error, "cannot reserve \(2 * capacity) bytes of address space")
+        }
+        let region = unsafe Region(
+            base: base,
+            mappedLength: 2 * capacity,
+            slack: 0,
+            count: capacity,
+            alignment: page,
+            fileOffset: 0,
+            flags: flags
+        )
+        for half in 0..<2 {
+            error = unsafe system_mmapInPlace(
+                base + half * capacity,
+                capacity,
+                PROT_READ | PROT_WRITE,
+                MAP_SHARED,
+                fd,
+                0
+            )
+            guard error == 0 else {
+                region.unmapAfterFailure()
+                throw .system(.commit, errno: error, "cannot map half \(half) of the ring")
+            }
+        }
+        self.region = region
+    }
+
+    deinit {
+        region.unmapAfterFailure()
+    }
+
+    /// The ring's size in bytes.
+    public var capacity: Int { region.count }
+
+    /// A contiguous window of `count` bytes starting at ring offset `offset`, across the end of
+    /// the ring if need be.
+    ///
+    /// - Parameters:
+    ///   - offset: A ring offset in `0..<capacity`.
+    ///   - count: The window's size, at most `capacity`.
+    /// - Returns: A span that borrows the ring.
+    /// - Throws: ``MmapError/Code/outOfBounds`` for an offset outside the ring or a count
+    ///   larger than the capacity.
+    @_lifetime(borrow self)
+    public func bytes(from offset: Int, count: Int) throws(MmapError) -> RawSpan {
+        try check(offset, count)
+        let span = unsafe RawSpan(_unsafeStart: region.base.unsafelyUnwrapped + offset, byteCount: count)
+        return unsafe _overrideLifetime(span, borrowing: self)
+    }
+
+    /// A contiguous writable window of `count` bytes starting at ring offset `offset`.
+    ///
+    /// - Parameters:
+    ///   - offset: A ring offset in `0..<capacity`.
+    ///   - count: The window's size, at most `capacity`.
+    /// - Returns: A mutable span with exclusive access to the ring.
+    /// - Throws: ``MmapError/Code/outOfBounds`` as ``bytes(from:count:)``.
+    @_lifetime(&self)
+    public mutating func mutableBytes(from offset: Int, count: Int) throws(MmapError) -> MutableRawSpan {
+        try check(offset, count)
+        let span = unsafe MutableRawSpan(_unsafeStart: region.base.unsafelyUnwrapped + offset, byteCount: count)
+        return unsafe _overrideLifetime(span, mutating: &self)
+    }
+
+    private func check(_ offset: Int, _ count: Int) throws(MmapError) {
+        guard offset >= 0, offset < region.count, count >= 0, count <= region.count else {
+            throw .outOfBounds(
+                .access,
+                "a window of \(count) bytes at \(offset) does not fit a \(region.count)-byte ring"
+            )
+        }
+    }
+
+    /// The address of ring offset `offset` (for the queue; `offset + length <= 2 * capacity`).
+    @usableFromInline
+    internal func address(_ offset: Int) -> UnsafeMutableRawPointer {
+        unsafe region.base.unsafelyUnwrapped + offset
+    }
+}

@@ -1,0 +1,233 @@
+internal import CMmapShim
+internal import Glibc
+
+/// A range of address space reserved without memory, in which page-aligned subranges are
+/// committed and decommitted in place: nothing in it ever moves.
+///
+/// A reservation maps `count` bytes with `PROT_NONE` and `MAP_NORESERVE`: it costs address
+/// space, not memory. ``commit(_:)`` makes a page-aligned subrange readable and writable
+/// (anonymous, zero-filled), ``commit(_:fileDescriptor:fileOffset:sharing:)`` maps a file there,
+/// and ``decommit(_:)`` returns the pages to the reservation. Addresses inside never change, so
+/// pointers into committed ranges stay valid as an arena or a file grows: the pattern of LMDB's
+/// fixed map size, LLFIO's reservations and the vmcache buffer manager.
+///
+/// Unlike ``MutableMmap/remap(count:mayMove:)``, which may move a mapping (or fail to grow it in
+/// place), a reservation never moves: growth is bounded by the reserved size instead.
+///
+/// The reservation is one mapping, unmapped exactly once when the value ends. Commits replace
+/// pages of it in place (`mmap(2)` with `MAP_FIXED`, strictly inside the reservation).
+@frozen
+@safe
+public struct MmapReservation: ~Copyable, Sendable {
+    // Invariant: `region` is the reservation (base, mappedLength = count, page aligned) owned by
+    // this value; `committed` lists disjoint, sorted, page-aligned ranges inside it that are
+    // mapped readable and writable; every other page is PROT_NONE.
+    @usableFromInline internal var region: Region
+    @usableFromInline internal var committed: [Range<Int>]
+
+    /// Reserves `count` bytes of address space (rounded up to the page), committing nothing.
+    ///
+    /// - Parameter count: The size of the reservation; it bounds every later commit.
+    /// - Throws: ``MmapError/Code/invalidArgument`` for a count below 1 or too large;
+    ///   ``MmapError/Code/outOfMemory`` when the address space is exhausted.
+    ///
+    /// The corresponding C function is `mmap(2)` with `PROT_NONE | MAP_NORESERVE`.
+    public init(count: Int) throws(MmapError) {
+        guard count > 0 else { throw .invalid(.map, "a reservation of \(count) bytes is empty or negative") }
+        let length = try Region.roundedLength(slack: 0, count: count, alignment: systemPageSize)
+        var address: UnsafeMutableRawPointer? = nil
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        let error = unsafe system_mmap(nil, length, PROT_NONE, flags, -1, 0, &address)
+        guard error == 0, let address = unsafe address else {
+            throw .system(.map, errno: error, "cannot reserve \(length) bytes of address space")
+        }
+        region = unsafe Region(
+            base: address,
+            mappedLength: length,
+            slack: 0,
+            count: length,
+            alignment: systemPageSize,
+            fileOffset: 0,
+            flags: flags
+        )
+        committed = []
+    }
+
+    deinit {
+        region.unmapAfterFailure()
+    }
+
+    /// The size of the reservation in bytes (a multiple of the page size).
+    public var count: Int { region.count }
+
+    /// The committed ranges, sorted and disjoint.
+    public var committedRanges: [Range<Int>] { committed }
+
+    /// The address of the first byte; it never changes for the life of the reservation.
+    public var baseAddress: UInt { UInt(bitPattern: unsafe region.base) }
+}
+
+// MARK: - Committing
+
+extension MmapReservation {
+    /// Commits `range` as zero-filled, readable and writable anonymous memory.
+    ///
+    /// - Parameter range: A page-aligned, non-empty range inside the reservation that overlaps
+    ///   no committed range.
+    /// - Throws: ``MmapError/Code/invalidArgument`` for an empty or unaligned range or one that
+    ///   overlaps a committed range; ``MmapError/Code/outOfBounds`` outside the reservation;
+    ///   ``MmapError/Code/outOfMemory`` from the kernel.
+    ///
+    /// The corresponding C function is `mmap(2)` with `MAP_FIXED`.
+    public mutating func commit(_ range: Range<Int>) throws(MmapError) {
+        try checkCommittable(range)
+        try replace(range, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, .commit)
+        insert(range)
+    }
+
+    /// Maps `range.count` bytes of a file, from `fileOffset`, at `range` inside the reservation.
+    ///
+    /// - Parameters:
+    ///   - range: A page-aligned, non-empty range inside the reservation, overlapping nothing
+    ///     committed.
+    ///   - fileDescriptor: A descriptor open for reading and writing (shared) or reading
+    ///     (private); the mapping stays valid after it is closed.
+    ///   - fileOffset: A page-aligned file offset.
+    ///   - sharing: ``MmapSharing/shared`` (the default) or ``MmapSharing/private``.
+    /// - Throws: As ``commit(_:)``, plus the kernel's errors for the file (`EACCES`, `EBADF`).
+    public mutating func commit(
+        _ range: Range<Int>,
+        fileDescriptor: CInt,
+        fileOffset: Int64,
+        sharing: MmapSharing = .shared
+    ) throws(MmapError) {
+        try checkCommittable(range)
+        guard fileOffset >= 0, fileOffset % Int64(systemPageSize) == 0 else {
+            throw .invalid(.commit, "file offset \(fileOffset) is not a non-negative multiple of the page size")
+        }
+        let flags = sharing == .shared ? MAP_SHARED : MAP_PRIVATE
+        try replace(range, PROT_READ | PROT_WRITE, flags, fileDescriptor, fileOffset, .commit)
+        insert(range)
+    }
+
+    /// Returns the pages of `range` to the reservation: their contents are discarded and their
+    /// memory freed; a later commit of the same pages reads zeros (or the file again).
+    ///
+    /// `mutating`, so no span of the reservation can be alive.
+    ///
+    /// - Parameter range: A page-aligned, non-empty range lying entirely inside committed ranges.
+    /// - Throws: ``MmapError/Code/invalidArgument`` for a range that is unaligned or not
+    ///   entirely committed; ``MmapError/Code/outOfBounds`` outside the reservation.
+    public mutating func decommit(_ range: Range<Int>) throws(MmapError) {
+        try checkAligned(range, .decommit)
+        guard isCommitted(range) else {
+            throw .invalid(.decommit, "range \(range) is not entirely committed")
+        }
+        try replace(range, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, .decommit)
+        remove(range)
+    }
+
+    /// Whether every byte of `range` is committed (possibly by several adjacent commits).
+    ///
+    /// - Complexity: O(number of committed ranges).
+    public func isCommitted(_ range: Range<Int>) -> Bool {
+        guard !range.isEmpty else { return true }
+        var position = range.lowerBound
+        for piece in committed where piece.upperBound > position {  // sorted and disjoint
+            guard piece.lowerBound <= position else { return false }
+            position = piece.upperBound
+            if position >= range.upperBound { return true }
+        }
+        return false
+    }
+}
+
+// MARK: - Bytes
+
+extension MmapReservation {
+    /// The bytes of a committed range, borrowed from the reservation.
+    ///
+    /// - Parameter range: A range inside committed memory (any alignment).
+    /// - Returns: A span of the range.
+    /// - Throws: ``MmapError/Code/outOfBounds`` when any byte of `range` is not committed.
+    @_lifetime(borrow self)
+    public func bytes(in range: Range<Int>) throws(MmapError) -> RawSpan {
+        try checkReadable(range)
+        let start = unsafe region.base.unsafelyUnwrapped + range.lowerBound
+        let span = unsafe RawSpan(_unsafeStart: start, byteCount: range.count)
+        return unsafe _overrideLifetime(span, borrowing: self)
+    }
+
+    /// The bytes of a committed range for reading and writing, with exclusive access.
+    ///
+    /// - Parameter range: A range inside committed memory (any alignment).
+    /// - Returns: A mutable span of the range.
+    /// - Throws: ``MmapError/Code/outOfBounds`` when any byte of `range` is not committed.
+    @_lifetime(&self)
+    public mutating func mutableBytes(in range: Range<Int>) throws(MmapError) -> MutableRawSpan {
+        try checkReadable(range)
+        let start = unsafe region.base.unsafelyUnwrapped + range.lowerBound
+        let span = unsafe MutableRawSpan(_unsafeStart: start, byteCount: range.count)
+        return unsafe _overrideLifetime(span, mutating: &self)
+    }
+}
+
+// MARK: - Validation and bookkeeping
+
+extension MmapReservation {
+    private func checkAligned(_ range: Range<Int>, _ operation: MmapError.Operation) throws(MmapError) {
+        guard range.lowerBound >= 0, range.upperBound <= region.count else {
+            throw .outOfBounds(operation, "range \(range) is outside the \(region.count)-byte reservation")
+        }
+        let page = systemPageSize
+        guard !range.isEmpty, range.lowerBound % page == 0, range.upperBound % page == 0 else {
+            throw .invalid(operation, "range \(range) is empty or not aligned to the \(page)-byte page")
+        }
+    }
+
+    private func checkCommittable(_ range: Range<Int>) throws(MmapError) {
+        try checkAligned(range, .commit)
+        if let overlap = committed.first(where: { $0.overlaps(range) }) {
+            throw .invalid(.commit, "range \(range) overlaps the committed range \(overlap)")
+        }
+    }
+
+    private func checkReadable(_ range: Range<Int>) throws(MmapError) {
+        guard range.lowerBound >= 0, range.upperBound <= region.count, isCommitted(range) else {
+            throw .outOfBounds(.access, "range \(range) is not inside committed memory")
+        }
+    }
+
+    private func replace(
+        _ range: Range<Int>,
+        _ protection: CInt,
+        _ flags: CInt,
+        _ fd: CInt,
+        _ offset: Int64,
+        _ operation: MmapError.Operation
+    ) throws(MmapError) {
+        let address = unsafe region.base.unsafelyUnwrapped + range.lowerBound
+        let error = unsafe system_mmapInPlace(address, range.count, protection, flags, fd, offset)
+        guard error == 0 else {
+            throw .system(operation, errno: error, "cannot \(operation == .commit ? "commit" : "decommit") \(range)")
+        }
+    }
+
+    private mutating func insert(_ range: Range<Int>) {
+        let index = committed.firstIndex { $0.lowerBound > range.lowerBound } ?? committed.endIndex
+        committed.insert(range, at: index)
+    }
+
+    private mutating func remove(_ range: Range<Int>) {
+        var result: [Range<Int>] = []
+        for piece in committed {
+            if !piece.overlaps(range) {
+                result.append(piece)
+                continue
+            }
+            if piece.lowerBound < range.lowerBound { result.append(piece.lowerBound..<range.lowerBound) }
+            if range.upperBound < piece.upperBound { result.append(range.upperBound..<piece.upperBound) }
+        }
+        committed = result
+    }
+}
