@@ -16,14 +16,14 @@ SYMBOL_GRAPHS := .build-docs/symbol-graphs
 FUZZ_SECONDS ?= 60
 FUZZ_WORK    := .build-fuzz-corpus
 
-.PHONY: help build test test-debug test-release check check-c check-sanitizers lint format clean run bench tool \
+.PHONY: help build test test-debug test-release test-tools check check-c check-sanitizers lint format clean run bench tool \
 	install uninstall docs fuzz
 
 help:
 	@echo "make run           build the mmapkit tool and run 'mmapkit bench --quick' (seconds)"
 	@echo "make bench         the full comparison (1 GiB) plus the package-benchmark suites"
 	@echo "make build         build the library (CONFIG=debug|release)"
-	@echo "make test          run the test suite in debug and in release"
+	@echo "make test          the library's tests in debug and release, and the tool's end-to-end tests"
 	@echo "make check         warnings as errors (Swift, C), then the tests under ASan, TSan and UBSan"
 	@echo "make fuzz          build the libFuzzer target and run it for FUZZ_SECONDS (default 60)"
 	@echo "make install       install libMmapKit.{so,a}, the module and mmapkit.pc (PREFIX=$(PREFIX), DESTDIR)"
@@ -36,13 +36,17 @@ help:
 build:
 	$(SWIFT) build -c $(CONFIG)
 
-test: test-debug test-release
+test: test-debug test-release test-tools
 
 test-debug:
 	$(SWIFT) test -c debug
 
 test-release:
 	$(SWIFT) test -c release
+
+# End-to-end tests of the mmapkit tool (run as a child process).
+test-tools:
+	$(SWIFT) test --package-path $(TOOLS)
 
 check: check-c check-sanitizers
 	$(SWIFT) build --build-tests --scratch-path .build-check \
@@ -52,7 +56,8 @@ check: check-c check-sanitizers
 # and ThreadSanitizer (which cannot deliver a recoverable SIGBUS: those tests skip themselves),
 # and with UndefinedBehaviorSanitizer on the C target (Swift has no -sanitize=undefined on Linux).
 check-sanitizers:
-	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
+		$(SWIFT) test --sanitize=address --scratch-path .build-asan
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 	$(SWIFT) test --scratch-path .build-ubsan -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined \
 		-Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined

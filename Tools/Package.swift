@@ -22,6 +22,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .testTarget(
+            name: "mmapkitTests",
+            dependencies: ["mmapkit"]
+        ),
         .executableTarget(
             name: "MmapKitBenchmarks",
             dependencies: [
