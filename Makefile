@@ -7,7 +7,7 @@ C_WARNINGS   := -Wall -Wextra -Werror
 SHIM_SOURCES := $(wildcard Sources/CMmapShim/*.c)
 
 TOOLS        := Tools
-MMAPKIT      := $(TOOLS)/.build Fuzz/.build/release/mmapkit
+MMAPKIT      := $(TOOLS)/.build/release/mmapkit
 PREFIX       ?= /usr/local
 DESTDIR      ?=
 DOCS_OUT     := docs-site
