@@ -12,13 +12,15 @@ internal import Glibc
 public struct MmapAdvice: Hashable, Sendable, CustomStringConvertible {
     /// The `MADV_*` value passed to `madvise(2)`.
     public let rawValue: CInt
-    /// The constant's name, e.g. `"MADV_SEQUENTIAL"`.
-    public let name: String
 
-    internal init(_ rawValue: CInt, _ name: String) {
+    // The name is derived, not stored: a trivially copyable advice keeps MmapOptions trivially
+    // copyable, so mapping copies no reference-counted storage.
+    internal init(_ rawValue: CInt, _ name: StaticString) {
         self.rawValue = rawValue
-        self.name = name
     }
+
+    /// The constant's name, e.g. `"MADV_SEQUENTIAL"`.
+    public var name: String { adviceName(rawValue) }
 
     /// The constant's name, e.g. `"MADV_SEQUENTIAL"`.
     public var description: String { name }
@@ -72,13 +74,13 @@ public struct MmapAdvice: Hashable, Sendable, CustomStringConvertible {
 public struct MmapDestructiveAdvice: Hashable, Sendable, CustomStringConvertible {
     /// The `MADV_*` value passed to `madvise(2)`.
     public let rawValue: CInt
-    /// The constant's name, e.g. `"MADV_DONTNEED"`.
-    public let name: String
 
-    internal init(_ rawValue: CInt, _ name: String) {
+    internal init(_ rawValue: CInt, _ name: StaticString) {
         self.rawValue = rawValue
-        self.name = name
     }
+
+    /// The constant's name, e.g. `"MADV_DONTNEED"`.
+    public var name: String { adviceName(rawValue) }
 
     /// The constant's name, e.g. `"MADV_DONTNEED"`.
     public var description: String { name }
@@ -105,4 +107,33 @@ public struct MmapDestructiveAdvice: Hashable, Sendable, CustomStringConvertible
     public static let all: [MmapDestructiveAdvice] = [
         .dontNeed, .free, .remove, .wipeOnFork, .keepOnFork, .populateWrite,
     ]
+}
+
+/// The `MADV_*` name of an advice value MmapKit knows.
+internal func adviceName(_ rawValue: CInt) -> String {
+    switch rawValue {
+    case MADV_NORMAL: "MADV_NORMAL"
+    case MADV_RANDOM: "MADV_RANDOM"
+    case MADV_SEQUENTIAL: "MADV_SEQUENTIAL"
+    case MADV_WILLNEED: "MADV_WILLNEED"
+    case MADV_DONTNEED: "MADV_DONTNEED"
+    case 8: "MADV_FREE"
+    case MADV_REMOVE: "MADV_REMOVE"
+    case MADV_DONTFORK: "MADV_DONTFORK"
+    case MADV_DOFORK: "MADV_DOFORK"
+    case MADV_MERGEABLE: "MADV_MERGEABLE"
+    case MADV_UNMERGEABLE: "MADV_UNMERGEABLE"
+    case MADV_HUGEPAGE: "MADV_HUGEPAGE"
+    case MADV_NOHUGEPAGE: "MADV_NOHUGEPAGE"
+    case MADV_DONTDUMP: "MADV_DONTDUMP"
+    case MADV_DODUMP: "MADV_DODUMP"
+    case 18: "MADV_WIPEONFORK"
+    case 19: "MADV_KEEPONFORK"
+    case 20: "MADV_COLD"
+    case 21: "MADV_PAGEOUT"
+    case 22: "MADV_POPULATE_READ"
+    case 23: "MADV_POPULATE_WRITE"
+    case 25: "MADV_COLLAPSE"
+    default: "MADV_\(rawValue)"
+    }
 }
