@@ -191,6 +191,13 @@ let hostileRows: [HostileRow] = [
     HostileRow("anonymous 1 TiB, no reserve: address space only", .success) { _ throws(MmapError) in
         _ = try MutableMmap(anonymous: 1 << 40, options: MmapOptions().noReserve())
     },
+    HostileRow(
+        "explicit 2 MiB huge pages, anonymous",
+        // Unsupported where none are reserved (the default, and this CI machine); else it maps.
+        hugePagesReserved() ? .success : fails(.unsupported, ENOMEM)
+    ) { _ throws(MmapError) in
+        _ = try MutableMmap(anonymous: 4096, options: MmapOptions().hugePages(.explicit2MiB))
+    },
     HostileRow("explicit huge pages on a regular file", fails(.unsupported, EINVAL)) { f throws(MmapError) in
         _ = try Mmap(fileDescriptor: f.readOnly, options: MmapOptions().hugePages(.explicit2MiB))
     },
@@ -310,4 +317,11 @@ extension MmapKitTests {
             #expect(_MmapDiagnostics.liveMappings == before, "\(row.name) leaked a mapping")
         }
     }
+}
+
+/// Whether the system has free 2 MiB hugetlbfs pages (HugePages_Free in /proc/meminfo).
+func hugePagesReserved() -> Bool {
+    let meminfo = String(decoding: readFile("/proc/meminfo"), as: UTF8.self)
+    let line = meminfo.split(separator: "\n").first { $0.hasPrefix("HugePages_Free:") } ?? ""
+    return (Int(line.split(separator: " ").last ?? "") ?? 0) > 0
 }
