@@ -21,9 +21,6 @@ _Static_assert(sizeof(off_t) == 8, "MmapKit maps 64-bit file offsets; off_t must
 _Static_assert(sizeof(size_t) == 8, "MmapKit supports 64-bit Linux only");
 _Static_assert(EOVERFLOW == 75, "CMmapShim_alignUp hard-codes EOVERFLOW");
 
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
 #endif
@@ -32,19 +29,15 @@ _Static_assert(EOVERFLOW == 75, "CMmapShim_alignUp hard-codes EOVERFLOW");
 #endif
 
 const int CMmapShim_MREMAP_MAYMOVE = MREMAP_MAYMOVE;
-const int CMmapShim_MREMAP_FIXED = MREMAP_FIXED;
 const int CMmapShim_MAP_HUGETLB = MAP_HUGETLB;
 const int CMmapShim_MAP_HUGE_SHIFT = MAP_HUGE_SHIFT;
 const int CMmapShim_MAP_SHARED_VALIDATE = MAP_SHARED_VALIDATE;
 const int CMmapShim_MAP_SYNC = MAP_SYNC;
-const int CMmapShim_MAP_FIXED_NOREPLACE = MAP_FIXED_NOREPLACE;
 const int CMmapShim_MFD_CLOEXEC = MFD_CLOEXEC;
 const int CMmapShim_MFD_ALLOW_SEALING = MFD_ALLOW_SEALING;
 const int CMmapShim_F_ADD_SEALS = F_ADD_SEALS;
-const int CMmapShim_F_GET_SEALS = F_GET_SEALS;
 const int CMmapShim_F_SEAL_SHRINK = F_SEAL_SHRINK;
 const int CMmapShim_F_SEAL_GROW = F_SEAL_GROW;
-const int CMmapShim_F_SEAL_SEAL = F_SEAL_SEAL;
 
 // MARK: - Page size
 
@@ -173,13 +166,6 @@ int CMmapShim_fdatasync(int fd) {
         if (fdatasync(fd) == 0) return 0;
         if (errno != EINTR) return errno;
     }
-}
-
-int CMmapShim_getfl(int fd, int *flags) {
-    int result = fcntl(fd, F_GETFL);
-    if (result < 0) return errno;
-    *flags = result;
-    return 0;
 }
 
 int CMmapShim_memfd_create(const char *name, unsigned int flags, int *fd) {

@@ -13,9 +13,8 @@ public struct MmapAdvice: Hashable, Sendable, CustomStringConvertible {
     /// The `MADV_*` value passed to `madvise(2)`.
     public let rawValue: CInt
 
-    // The name is derived, not stored: a trivially copyable advice keeps MmapOptions trivially
-    // copyable, so mapping copies no reference-counted storage.
-    internal init(_ rawValue: CInt, _ name: StaticString) {
+    // The name is derived (`adviceName`), not stored: the type stays trivially copyable.
+    internal init(_ rawValue: CInt) {
         self.rawValue = rawValue
     }
 
@@ -26,39 +25,39 @@ public struct MmapAdvice: Hashable, Sendable, CustomStringConvertible {
     public var description: String { name }
 
     /// No special treatment (`MADV_NORMAL`).
-    public static let normal = MmapAdvice(MADV_NORMAL, "MADV_NORMAL")
+    public static let normal = MmapAdvice(MADV_NORMAL)
     /// Expect random access: read ahead less (`MADV_RANDOM`).
-    public static let random = MmapAdvice(MADV_RANDOM, "MADV_RANDOM")
+    public static let random = MmapAdvice(MADV_RANDOM)
     /// Expect sequential access: read ahead aggressively, free behind (`MADV_SEQUENTIAL`).
-    public static let sequential = MmapAdvice(MADV_SEQUENTIAL, "MADV_SEQUENTIAL")
+    public static let sequential = MmapAdvice(MADV_SEQUENTIAL)
     /// Expect access soon: start reading ahead now (`MADV_WILLNEED`).
-    public static let willNeed = MmapAdvice(MADV_WILLNEED, "MADV_WILLNEED")
+    public static let willNeed = MmapAdvice(MADV_WILLNEED)
     /// Do not make the range available to a child after `fork(2)` (`MADV_DONTFORK`, Linux 2.6.16).
-    public static let dontFork = MmapAdvice(MADV_DONTFORK, "MADV_DONTFORK")
+    public static let dontFork = MmapAdvice(MADV_DONTFORK)
     /// Undo ``dontFork`` (`MADV_DOFORK`).
-    public static let doFork = MmapAdvice(MADV_DOFORK, "MADV_DOFORK")
+    public static let doFork = MmapAdvice(MADV_DOFORK)
     /// Let KSM merge identical pages (`MADV_MERGEABLE`; needs `CONFIG_KSM`).
-    public static let mergeable = MmapAdvice(MADV_MERGEABLE, "MADV_MERGEABLE")
+    public static let mergeable = MmapAdvice(MADV_MERGEABLE)
     /// Undo ``mergeable`` (`MADV_UNMERGEABLE`).
-    public static let unmergeable = MmapAdvice(MADV_UNMERGEABLE, "MADV_UNMERGEABLE")
+    public static let unmergeable = MmapAdvice(MADV_UNMERGEABLE)
     /// Back the range with transparent huge pages (`MADV_HUGEPAGE`, Linux 2.6.38).
-    public static let hugePage = MmapAdvice(MADV_HUGEPAGE, "MADV_HUGEPAGE")
+    public static let hugePage = MmapAdvice(MADV_HUGEPAGE)
     /// Never back the range with transparent huge pages (`MADV_NOHUGEPAGE`).
-    public static let noHugePage = MmapAdvice(MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE")
+    public static let noHugePage = MmapAdvice(MADV_NOHUGEPAGE)
     /// Leave the range out of core dumps (`MADV_DONTDUMP`, Linux 3.4).
-    public static let dontDump = MmapAdvice(MADV_DONTDUMP, "MADV_DONTDUMP")
+    public static let dontDump = MmapAdvice(MADV_DONTDUMP)
     /// Undo ``dontDump`` (`MADV_DODUMP`).
-    public static let doDump = MmapAdvice(MADV_DODUMP, "MADV_DODUMP")
+    public static let doDump = MmapAdvice(MADV_DODUMP)
     /// Deactivate the range: reclaim it first under memory pressure (`MADV_COLD`, Linux 5.4).
-    public static let cold = MmapAdvice(20, "MADV_COLD")
+    public static let cold = MmapAdvice(20)
     /// Reclaim the range now; clean file pages are dropped, dirty ones written back first
     /// (`MADV_PAGEOUT`, Linux 5.4). The contents stay readable.
-    public static let pageout = MmapAdvice(21, "MADV_PAGEOUT")
+    public static let pageout = MmapAdvice(21)
     /// Collapse the range into transparent huge pages synchronously (`MADV_COLLAPSE`, Linux 6.1).
-    public static let collapse = MmapAdvice(25, "MADV_COLLAPSE")
+    public static let collapse = MmapAdvice(25)
     /// Prefault the range for reading, reporting errors instead of raising `SIGBUS`
     /// (`MADV_POPULATE_READ`, Linux 5.14). Prefer `populate(range:)`, which picks it for you.
-    public static let populateRead = MmapAdvice(22, "MADV_POPULATE_READ")
+    public static let populateRead = MmapAdvice(22)
 
     /// Every non-destructive advice MmapKit knows, in `MADV_*` order.
     public static let all: [MmapAdvice] = [
@@ -75,7 +74,7 @@ public struct MmapDestructiveAdvice: Hashable, Sendable, CustomStringConvertible
     /// The `MADV_*` value passed to `madvise(2)`.
     public let rawValue: CInt
 
-    internal init(_ rawValue: CInt, _ name: StaticString) {
+    internal init(_ rawValue: CInt) {
         self.rawValue = rawValue
     }
 
@@ -87,21 +86,21 @@ public struct MmapDestructiveAdvice: Hashable, Sendable, CustomStringConvertible
 
     /// Drop the pages now (`MADV_DONTNEED`): private and anonymous pages read back as zeros,
     /// shared file pages are re-read from the file.
-    public static let dontNeed = MmapDestructiveAdvice(MADV_DONTNEED, "MADV_DONTNEED")
+    public static let dontNeed = MmapDestructiveAdvice(MADV_DONTNEED)
     /// Let the kernel free the pages lazily (`MADV_FREE`, Linux 4.5; private anonymous only):
     /// until they are written again they may read back as zeros or as the old data.
-    public static let free = MmapDestructiveAdvice(8, "MADV_FREE")
+    public static let free = MmapDestructiveAdvice(8)
     /// Free the pages and the backing store (`MADV_REMOVE`, shared file mappings on filesystems
     /// that can punch holes, and shared anonymous memory): reads back as zeros.
-    public static let remove = MmapDestructiveAdvice(MADV_REMOVE, "MADV_REMOVE")
+    public static let remove = MmapDestructiveAdvice(MADV_REMOVE)
     /// A child after `fork(2)` sees zeros in the range (`MADV_WIPEONFORK`, Linux 4.14; private
     /// anonymous only).
-    public static let wipeOnFork = MmapDestructiveAdvice(18, "MADV_WIPEONFORK")
+    public static let wipeOnFork = MmapDestructiveAdvice(18)
     /// Undo ``wipeOnFork`` (`MADV_KEEPONFORK`).
-    public static let keepOnFork = MmapDestructiveAdvice(19, "MADV_KEEPONFORK")
+    public static let keepOnFork = MmapDestructiveAdvice(19)
     /// Prefault the range for writing (`MADV_POPULATE_WRITE`, Linux 5.14): private file pages
     /// are copied (breaking copy-on-write sharing), which is why it counts as destructive.
-    public static let populateWrite = MmapDestructiveAdvice(23, "MADV_POPULATE_WRITE")
+    public static let populateWrite = MmapDestructiveAdvice(23)
 
     /// Every destructive advice MmapKit knows.
     public static let all: [MmapDestructiveAdvice] = [

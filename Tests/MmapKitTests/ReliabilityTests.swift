@@ -29,20 +29,8 @@ extension MmapKitTests {
             #expect(calls.maps == 5 && calls.unmaps == 5)
         }
 
-        @Test func aFailedConversionUnmapsOnce() throws {
-            let path = directory.makeFile("data", count: 4096)
-            let fd = openFile(path, O_RDONLY)
-            defer { close(fd) }
-            let calls = try countingCalls { () throws(MmapError) in
-                let map = try Mmap(fileDescriptor: fd)
-                do throws(MmapError) {
-                    _ = try map.makeMutable()
-                } catch {
-                    #expect(error.errno == EACCES)
-                }
-            }
-            #expect(calls.maps == 1 && calls.unmaps == 1)
-        }
+        // A failed conversion (makeMutable of a shared read-only mapping) is counted in
+        // MmapTests.makeMutableOfASharedMapOfAReadOnlyDescriptorFailsAndUnmapsOnce.
 
         @Test func aThrowingInitializerLeavesNothingMapped() {
             // The mapping succeeds, then the initial advice (prefault past the end of the file)

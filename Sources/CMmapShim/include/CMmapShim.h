@@ -42,19 +42,15 @@ static inline int CMmapShim_alignUp(uint64_t value, uint64_t alignment, uint64_t
 // MARK: - Constants Swift cannot import (_GNU_SOURCE or macro expressions)
 
 extern const int CMmapShim_MREMAP_MAYMOVE;
-extern const int CMmapShim_MREMAP_FIXED;
 extern const int CMmapShim_MAP_HUGETLB;
 extern const int CMmapShim_MAP_HUGE_SHIFT;
 extern const int CMmapShim_MAP_SHARED_VALIDATE;
 extern const int CMmapShim_MAP_SYNC;
-extern const int CMmapShim_MAP_FIXED_NOREPLACE;
 extern const int CMmapShim_MFD_CLOEXEC;
 extern const int CMmapShim_MFD_ALLOW_SEALING;
 extern const int CMmapShim_F_ADD_SEALS;
-extern const int CMmapShim_F_GET_SEALS;
 extern const int CMmapShim_F_SEAL_SHRINK;
 extern const int CMmapShim_F_SEAL_GROW;
-extern const int CMmapShim_F_SEAL_SEAL;
 
 // MARK: - Memory mapping
 
@@ -94,8 +90,6 @@ int CMmapShim_ftruncate(int fd, int64_t length);
 int CMmapShim_fallocate(int fd, int64_t offset, int64_t length);
 /// fdatasync(2); EINTR is retried.
 int CMmapShim_fdatasync(int fd);
-/// fcntl(fd, F_GETFL) into `*flags`.
-int CMmapShim_getfl(int fd, int *flags);
 /// memfd_create(2).
 int CMmapShim_memfd_create(const char *name, unsigned int flags, int *fd);
 /// fcntl(fd, F_DUPFD_CLOEXEC, 0) into `*duplicate`.

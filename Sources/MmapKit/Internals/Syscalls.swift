@@ -102,11 +102,6 @@ internal func system_fdatasync(_ fd: CInt) -> CInt {
 }
 
 @inline(__always)
-internal func system_getfl(_ fd: CInt, _ flags: inout CInt) -> CInt {
-    unsafe CMmapShim_getfl(fd, &flags)
-}
-
-@inline(__always)
 internal func system_mmapInPlace(
     _ address: UnsafeMutableRawPointer,
     _ length: Int,
