@@ -19,7 +19,10 @@ let package = Package(
             name: "CMmapShim",
             cSettings: [
                 // mremap, MREMAP_MAYMOVE, memfd_create, fallocate and strerrorname_np are GNU extensions.
-                .define("_GNU_SOURCE")
+                .define("_GNU_SOURCE"),
+                // The fault-injection seam of the syscall wrappers: debug (testing) builds only,
+                // so release builds make every call without the check.
+                .define("MMAPKIT_FAULT_INJECTION", .when(configuration: .debug)),
             ]
         ),
         .target(

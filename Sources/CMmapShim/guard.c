@@ -51,11 +51,20 @@ static void handleSIGBUS(int signal, siginfo_t *info, void *context) {
         previousAction.sa_sigaction(signal, info, context);
         return;
     }
+    // Emulate the old disposition without uninstalling: MmapKit's guard must survive any
+    // signal it does not own. si_code <= 0: sent by kill(2), sigqueue(3) or raise(3).
+    int sent = info->si_code <= 0;
+    if (previousAction.sa_handler == SIG_IGN && sent) return;  // ignored, as it would have been
     if (previousAction.sa_handler == SIG_DFL || previousAction.sa_handler == SIG_IGN) {
-        // Restore the old disposition. A fault repeats when we return and the process dies
-        // as it would have; a signal sent by kill(2) does not repeat, so re-raise it.
-        sigaction(SIGBUS, &previousAction, NULL);
-        if (info->si_code <= 0) raise(signal);
+        // The default action terminates the process (a real fault is never ignorable: the
+        // kernel forces the default for it). Restore it and let the signal take effect: a
+        // fault repeats when we return, a sent signal is raised again.
+        struct sigaction fallback;
+        memset(&fallback, 0, sizeof fallback);
+        fallback.sa_handler = SIG_DFL;
+        sigemptyset(&fallback.sa_mask);
+        sigaction(SIGBUS, &fallback, NULL);
+        if (sent) raise(signal);
         return;
     }
     previousAction.sa_handler(signal);

@@ -35,7 +35,6 @@ const int CMmapShim_MAP_SHARED_VALIDATE = MAP_SHARED_VALIDATE;
 const int CMmapShim_MAP_SYNC = MAP_SYNC;
 const int CMmapShim_MFD_CLOEXEC = MFD_CLOEXEC;
 const int CMmapShim_MFD_ALLOW_SEALING = MFD_ALLOW_SEALING;
-const int CMmapShim_F_ADD_SEALS = F_ADD_SEALS;
 const int CMmapShim_F_SEAL_SHRINK = F_SEAL_SHRINK;
 const int CMmapShim_F_SEAL_GROW = F_SEAL_GROW;
 
@@ -67,9 +66,74 @@ int64_t CMmapShim_liveMappings(void) {
     return maps - unmaps;
 }
 
+// MARK: - Fault injection
+
+#ifdef MMAPKIT_FAULT_INJECTION
+typedef struct {
+    int64_t skip[CMmapShim_Call_count];  // calls to let through before failing; -1 when disarmed
+    int error[CMmapShim_Call_count];
+    int removingFirst[CMmapShim_Call_count];
+    int64_t calls[CMmapShim_Call_count];
+    int initialized;
+} FaultInjection;
+
+static _Thread_local FaultInjection injection;
+
+static void resetInjection(void) {
+    for (int call = 0; call < CMmapShim_Call_count; call++) {
+        injection.skip[call] = -1;
+        injection.error[call] = 0;
+        injection.removingFirst[call] = 0;
+        injection.calls[call] = 0;
+    }
+    injection.initialized = 1;
+}
+
+int CMmapShim_faultInjectionAvailable(void) { return 1; }
+
+void CMmapShim_injectFailure(CMmapShim_Call call, int64_t skip, int error, int removingFirst) {
+    if (!injection.initialized) resetInjection();
+    injection.skip[call] = skip;
+    injection.error[call] = error;
+    injection.removingFirst[call] = removingFirst;
+}
+
+void CMmapShim_resetFaultInjection(void) { resetInjection(); }
+
+int64_t CMmapShim_callCount(CMmapShim_Call call) { return injection.initialized ? injection.calls[call] : 0; }
+
+// The errno to fail this call of `call` with, or 0 to make the real call.
+static int injectedError(CMmapShim_Call call) {
+    if (!injection.initialized) resetInjection();
+    injection.calls[call] += 1;
+    if (injection.skip[call] < 0) return 0;
+    if (injection.skip[call] > 0) {
+        injection.skip[call] -= 1;
+        return 0;
+    }
+    injection.skip[call] = -1;  // one failure per arming
+    return injection.error[call];
+}
+
+#define INJECT(call)                                                                        \
+    do {                                                                                    \
+        int injected_ = injectedError(CMmapShim_Call_##call);                               \
+        if (injected_ != 0) return injected_;                                               \
+    } while (0)
+#else
+int CMmapShim_faultInjectionAvailable(void) { return 0; }
+void CMmapShim_injectFailure(CMmapShim_Call call, int64_t skip, int error, int removingFirst) {
+    (void)call, (void)skip, (void)error, (void)removingFirst;
+}
+void CMmapShim_resetFaultInjection(void) {}
+int64_t CMmapShim_callCount(CMmapShim_Call call) { return (void)call, 0; }
+#define INJECT(call) ((void)0)
+#endif
+
 // MARK: - Memory mapping
 
 int CMmapShim_mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset, void **result) {
+    INJECT(mmap);
     void *address = mmap(addr, length, prot, flags, fd, (off_t)offset);
     if (address == MAP_FAILED) return errno;
     atomic_fetch_add_explicit(&mapCalls, 1, memory_order_release);
@@ -78,6 +142,15 @@ int CMmapShim_mmap(void *addr, size_t length, int prot, int flags, int fd, int64
 }
 
 int CMmapShim_mmapInPlace(void *addr, size_t length, int prot, int flags, int fd, int64_t offset) {
+#ifdef MMAPKIT_FAULT_INJECTION
+    int removing = injection.initialized && injection.removingFirst[CMmapShim_Call_mmapInPlace];
+    int injected = injectedError(CMmapShim_Call_mmapInPlace);
+    if (injected != 0) {
+        // As the kernel does when a file's mmap handler fails after MAP_FIXED removed the pages.
+        if (removing) munmap(addr, length);
+        return injected;
+    }
+#endif
     void *address = mmap(addr, length, prot, flags | MAP_FIXED, fd, (off_t)offset);
     if (address == MAP_FAILED) return errno;
     if (address != addr) {
@@ -89,31 +162,42 @@ int CMmapShim_mmapInPlace(void *addr, size_t length, int prot, int flags, int fd
 }
 
 int CMmapShim_munmap(void *addr, size_t length) {
+    INJECT(munmap);
     if (munmap(addr, length) != 0) return errno;
     atomic_fetch_add_explicit(&unmapCalls, 1, memory_order_release);
     return 0;
 }
 
 int CMmapShim_mprotect(void *addr, size_t length, int prot) {
+    INJECT(mprotect);
     return mprotect(addr, length, prot) == 0 ? 0 : errno;
 }
 
 int CMmapShim_msync(void *addr, size_t length, int flags) {
+    INJECT(msync);
     return msync(addr, length, flags) == 0 ? 0 : errno;
 }
 
 int CMmapShim_madvise(void *addr, size_t length, int advice) {
+    INJECT(madvise);
     for (;;) {
         if (madvise(addr, length, advice) == 0) return 0;
         if (errno != EINTR) return errno;
     }
 }
 
-int CMmapShim_mlock(const void *addr, size_t length) { return mlock(addr, length) == 0 ? 0 : errno; }
+int CMmapShim_mlock(const void *addr, size_t length) {
+    INJECT(mlock);
+    return mlock(addr, length) == 0 ? 0 : errno;
+}
 
-int CMmapShim_munlock(const void *addr, size_t length) { return munlock(addr, length) == 0 ? 0 : errno; }
+int CMmapShim_munlock(const void *addr, size_t length) {
+    INJECT(munlock);
+    return munlock(addr, length) == 0 ? 0 : errno;
+}
 
 int CMmapShim_mremap(void *oldAddress, size_t oldLength, size_t newLength, int flags, void **result) {
+    INJECT(mremap);
     void *address = mremap(oldAddress, oldLength, newLength, flags);
     if (address == MAP_FAILED) return errno;
     *result = address;
@@ -121,12 +205,14 @@ int CMmapShim_mremap(void *oldAddress, size_t oldLength, size_t newLength, int f
 }
 
 int CMmapShim_mincore(void *addr, size_t length, unsigned char *vec) {
+    INJECT(mincore);
     return mincore(addr, length, vec) == 0 ? 0 : errno;
 }
 
 // MARK: - Files
 
 int CMmapShim_open(const char *path, int flags, int mode, int *fd) {
+    INJECT(open);
     for (;;) {
         int result = open(path, flags | O_CLOEXEC, (mode_t)mode);
         if (result >= 0) {
@@ -137,9 +223,18 @@ int CMmapShim_open(const char *path, int flags, int mode, int *fd) {
     }
 }
 
-int CMmapShim_close(int fd) { return close(fd) == 0 ? 0 : errno; }
+int CMmapShim_close(int fd) {
+    int result = close(fd) == 0 ? 0 : errno;
+#ifdef MMAPKIT_FAULT_INJECTION
+    // Linux releases the descriptor even when close fails, so an injected failure closes too.
+    int injected = injectedError(CMmapShim_Call_close);
+    if (injected != 0) return injected;
+#endif
+    return result;
+}
 
 int CMmapShim_fstat(int fd, int64_t *size, unsigned int *type) {
+    INJECT(fstat);
     struct stat st;
     if (fstat(fd, &st) != 0) return errno;
     *size = (int64_t)st.st_size;
@@ -148,6 +243,7 @@ int CMmapShim_fstat(int fd, int64_t *size, unsigned int *type) {
 }
 
 int CMmapShim_ftruncate(int fd, int64_t length) {
+    INJECT(ftruncate);
     for (;;) {
         if (ftruncate(fd, (off_t)length) == 0) return 0;
         if (errno != EINTR) return errno;
@@ -155,6 +251,7 @@ int CMmapShim_ftruncate(int fd, int64_t length) {
 }
 
 int CMmapShim_fallocate(int fd, int64_t offset, int64_t length) {
+    INJECT(fallocate);
     for (;;) {
         if (fallocate(fd, 0, (off_t)offset, (off_t)length) == 0) return 0;
         if (errno != EINTR) return errno;
@@ -162,6 +259,7 @@ int CMmapShim_fallocate(int fd, int64_t offset, int64_t length) {
 }
 
 int CMmapShim_fdatasync(int fd) {
+    INJECT(fdatasync);
     for (;;) {
         if (fdatasync(fd) == 0) return 0;
         if (errno != EINTR) return errno;
@@ -169,6 +267,7 @@ int CMmapShim_fdatasync(int fd) {
 }
 
 int CMmapShim_memfd_create(const char *name, unsigned int flags, int *fd) {
+    INJECT(memfd_create);
     int result = memfd_create(name, flags);
     if (result < 0) return errno;
     *fd = result;
@@ -176,13 +275,17 @@ int CMmapShim_memfd_create(const char *name, unsigned int flags, int *fd) {
 }
 
 int CMmapShim_dupCloexec(int fd, int *duplicate) {
+    INJECT(dupCloexec);
     int result = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (result < 0) return errno;
     *duplicate = result;
     return 0;
 }
 
-int CMmapShim_addSeals(int fd, int seals) { return fcntl(fd, F_ADD_SEALS, seals) == 0 ? 0 : errno; }
+int CMmapShim_addSeals(int fd, int seals) {
+    INJECT(addSeals);
+    return fcntl(fd, F_ADD_SEALS, seals) == 0 ? 0 : errno;
+}
 
 // MARK: - Errors and limits
 

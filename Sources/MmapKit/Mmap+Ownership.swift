@@ -5,12 +5,17 @@ internal import Glibc
 extension Mmap {
     /// Unmaps now, reporting the error that `deinit` would have to ignore.
     ///
-    /// Whatever happens, this value is gone afterwards and the mapping is never unmapped again.
+    /// On success the handle is empty (``count`` is 0) and its end unmaps nothing. On failure it
+    /// still owns the mapping, unchanged and usable: retry, or let it go (`deinit` tries once
+    /// more, and if that fails too the address range stays mapped, unreachable; no other
+    /// owner's memory is touched).
     ///
-    /// - Throws: The kernel's error from `munmap(2)`.
-    public consuming func unmap() throws(MmapError) {
-        let region = self.region
-        discard self
+    /// - Throws: ``MmapError/Code/outOfMemory`` when `munmap(2)` fails with `ENOMEM`: the kernel
+    ///   had merged this mapping with a neighbouring one, and splitting them would exceed
+    ///   `vm.max_map_count`.
+    ///
+    /// The corresponding C function is `munmap(2)`.
+    public mutating func unmap() throws(MmapError) {
         try region.unmap()
     }
 

@@ -26,8 +26,17 @@ public final class MmapByteQueue: Sendable {
     /// The queue's capacity in bytes.
     public var capacity: Int { ring.capacity }
 
-    /// Bytes written and not yet read (a snapshot).
-    public var count: Int { tail.load(ordering: .acquiring) - head.load(ordering: .acquiring) }
+    /// Bytes written and not yet read: a snapshot, always in `0...capacity`, from any thread.
+    ///
+    /// The consumer's position is read first: the producer's, read after it, can only be at or
+    /// past it (both only grow), so the difference is never negative; it is clamped to the
+    /// capacity because the consumer may have moved on meanwhile. Exact on the producer's and
+    /// the consumer's own threads when the other one is idle.
+    public var count: Int {
+        let consumed = head.load(ordering: .acquiring)
+        let produced = tail.load(ordering: .acquiring)
+        return min(produced - consumed, ring.capacity)
+    }
 
     /// Copies as much of `source` as fits into the queue. Producer thread only.
     ///

@@ -125,6 +125,7 @@ internal func _guardedLoad(
     _ out: UnsafeMutableRawPointer
 ) throws(MmapError) {
     try checkBounds(offset, size, buffer.count)
+    guard size > 0 else { return }  // a zero-sized value reads nothing (the buffer may be empty)
     var fault: UnsafeMutableRawPointer? = nil
     let source = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
     try unsafe checkGuard(CMmapShim_guardedLoad(source, size, out, &fault), fault, buffer.baseAddress)

@@ -124,10 +124,13 @@ extension MmapError {
         public static let system = Code(7)
         /// The kernel could not find memory or address space for the request.
         public static let outOfMemory = Code(8)
+        /// The file system is full, or the user's quota is exhausted (`ENOSPC`, `EDQUOT`): free
+        /// space and retry. What was mapped or written before stays intact.
+        public static let noSpace = Code(9)
 
         private static let names = [
             "invalidArgument", "outOfBounds", "notMappable", "unsupported", "lockLimit", "permissionDenied",
-            "fault", "system", "outOfMemory",
+            "fault", "system", "outOfMemory", "noSpace",
         ]
 
         /// The code's name, e.g. `"outOfBounds"`.

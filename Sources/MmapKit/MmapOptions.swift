@@ -85,8 +85,11 @@ extension MmapOptions {
         /// are reserved (`/proc/sys/vm/nr_hugepages`), mapping fails with
         /// ``MmapError/Code/unsupported``.
         /// - Parameter log2: The base-2 logarithm of the page size, from 16 (64 KiB) to 34 (16 GiB).
-        public static func explicit(log2: Int) -> HugePages {
-            precondition((16...34).contains(log2), "MmapKit: huge page log2 \(log2) is outside 16...34")
+        /// - Throws: ``MmapError/Code/invalidArgument`` for a `log2` outside 16...34.
+        public static func explicit(log2: Int) throws(MmapError) -> HugePages {
+            guard (16...34).contains(log2) else {
+                throw .invalid(.map, "huge page log2 \(log2) is outside 16...34 (64 KiB to 16 GiB pages)")
+            }
             return HugePages(kind: .explicit(log2: log2))
         }
 

@@ -36,7 +36,7 @@ public struct MmapReservation: ~Copyable, Sendable {
         guard count > 0 else { throw .invalid(.map, "a reservation of \(count) bytes is empty or negative") }
         let length = try Region.roundedLength(slack: 0, count: count, alignment: systemPageSize)
         var address: UnsafeMutableRawPointer? = nil
-        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        let flags = Self.reservedFlags
         let error = unsafe system_mmap(nil, length, PROT_NONE, flags, -1, 0, &address)
         guard error == 0, let address = unsafe address else {
             throw .system(.map, errno: error, "cannot reserve \(length) bytes of address space")
@@ -105,6 +105,7 @@ extension MmapReservation {
         guard fileOffset >= 0, fileOffset % Int64(systemPageSize) == 0 else {
             throw .invalid(.commit, "file offset \(fileOffset) is not a non-negative multiple of the page size")
         }
+        try Self.checkMappable(fileDescriptor)
         let flags = sharing == .shared ? MAP_SHARED : MAP_PRIVATE
         try replace(range, PROT_READ | PROT_WRITE, flags, fileDescriptor, fileOffset, .commit)
         insert(range)
@@ -123,7 +124,7 @@ extension MmapReservation {
         guard isCommitted(range) else {
             throw .invalid(.decommit, "range \(range) is not entirely committed")
         }
-        try replace(range, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, .decommit)
+        try replace(range, PROT_NONE, Self.reservedFlags, -1, 0, .decommit)
         remove(range)
     }
 
@@ -198,6 +199,33 @@ extension MmapReservation {
         }
     }
 
+    /// Refuses, before any page is touched, descriptors whose mmap handler the kernel would
+    /// call only after removing the pages at the target (sockets, FIFOs, directories).
+    private static func checkMappable(_ fd: CInt) throws(MmapError) {
+        var size: Int64 = 0
+        var type: CUnsignedInt = 0
+        let error = system_fstat(fd, &size, &type)
+        guard error == 0 else { throw .system(.stat, errno: error, "cannot read the type of descriptor \(fd)") }
+        switch mode_t(type) {
+        case S_IFREG, S_IFCHR, S_IFBLK:
+            return
+        default:
+            throw MmapError(
+                .commit,
+                .notMappable,
+                errno: ENODEV,
+                "descriptor \(fd) is not a regular file or a device, so it cannot be mapped"
+            )
+        }
+    }
+
+    /// Replaces the pages of `range` in place (`mmap(2)` with `MAP_FIXED`).
+    ///
+    /// A failed `MAP_FIXED` may already have removed the old pages (the kernel does so before
+    /// some files' mmap handlers refuse), leaving a hole that another allocation could take and
+    /// that this reservation would later overwrite or unmap. So every failure is repaired before
+    /// the error is thrown: a failed commit puts the reserved (`PROT_NONE`) pages back; a failed
+    /// decommit is retried once, since the retry is that same repair.
     private func replace(
         _ range: Range<Int>,
         _ protection: CInt,
@@ -209,7 +237,42 @@ extension MmapReservation {
         let address = unsafe region.base.unsafelyUnwrapped + range.lowerBound
         let error = unsafe system_mmapInPlace(address, range.count, protection, flags, fd, offset)
         guard error == 0 else {
-            throw .system(operation, errno: error, "cannot \(operation == .commit ? "commit" : "decommit") \(range)")
+            let failure = MmapError.system(
+                operation,
+                errno: error,
+                "cannot \(operation == .commit ? "commit" : "decommit") \(range)"
+            )
+            if unsafe system_mmapInPlace(address, range.count, PROT_NONE, Self.reservedFlags, -1, 0) == 0 {
+                if operation == .decommit { return }  // the retry did the decommit
+                throw failure
+            }
+            // Neither call succeeded. If the pages are still there, nothing changed.
+            precondition(
+                unsafe Self.isMapped(address, range.count),
+                "MmapKit: \(failure); the kernel removed pages \(range) of the reservation and they cannot be "
+                    + "reserved again: continuing would let another allocation land inside the reservation"
+            )
+            throw failure
+        }
+    }
+
+    /// The flags of reserved (uncommitted) pages.
+    private static let reservedFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+
+    /// Whether every page of `[address, address + length)` is mapped (`mincore(2)` reports
+    /// `ENOMEM` for a hole), asked in chunks so that no vector proportional to the range is needed.
+    private static func isMapped(_ address: UnsafeMutableRawPointer, _ length: Int) -> Bool {
+        let page = systemPageSize
+        let chunkPages = 256
+        var offset = 0
+        return unsafe withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunkPages) { vector in
+            while offset < length {
+                let chunk = min(length - offset, chunkPages * page)
+                let error = unsafe system_mincore(address + offset, chunk, vector.baseAddress.unsafelyUnwrapped)
+                if error == ENOMEM { return false }
+                offset += chunk
+            }
+            return true
         }
     }
 

@@ -5,13 +5,20 @@ internal import Glibc
 extension MutableMmap {
     /// Unmaps now, reporting the error that `deinit` would have to ignore.
     ///
+    /// On success the handle is empty (``count`` is 0) and its end unmaps nothing. On failure it
+    /// still owns the mapping, unchanged and usable: retry, or let it go (`deinit` tries once
+    /// more, and if that fails too the address range stays mapped, unreachable; no other
+    /// owner's memory is touched).
+    ///
     /// Dirty pages of a shared file mapping are not lost: the kernel writes them back later.
     /// Call ``flush()`` first when they must be durable now.
     ///
-    /// - Throws: The kernel's error from `munmap(2)`.
-    public consuming func unmap() throws(MmapError) {
-        let region = self.region
-        discard self
+    /// - Throws: ``MmapError/Code/outOfMemory`` when `munmap(2)` fails with `ENOMEM`: the kernel
+    ///   had merged this mapping with a neighbouring one, and splitting them would exceed
+    ///   `vm.max_map_count`.
+    ///
+    /// The corresponding C function is `munmap(2)`.
+    public mutating func unmap() throws(MmapError) {
         try region.unmap()
     }
 

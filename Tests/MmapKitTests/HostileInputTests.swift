@@ -267,8 +267,22 @@ let hostileRows: [HostileRow] = [
         try map.grow(to: 10, fileDescriptor: f.readWrite)
     },
     HostileRow("grow with a closed descriptor", fails(.system, EBADF)) { f throws(MmapError) in
+        var map = try MutableMmap(fileDescriptor: f.readWrite)
+        try map.grow(to: f.size + 8192, fileDescriptor: f.closed)
+    },
+    HostileRow("grow of anonymous memory into a file", fails(.invalidArgument, 0)) { f throws(MmapError) in
         var map = try MutableMmap(anonymous: 4096)
-        try map.grow(to: 8192, fileDescriptor: f.closed)
+        try map.grow(to: 8192, fileDescriptor: f.readWrite)
+    },
+    HostileRow("grow of an empty anonymous mapping into a file", fails(.invalidArgument, 0)) { f throws(MmapError) in
+        var map = try MutableMmap(anonymous: 0)
+        try map.grow(to: 8192, fileDescriptor: f.readWrite)
+    },
+    HostileRow("path with an embedded NUL", fails(.invalidArgument, 0)) { f throws(MmapError) in
+        _ = try MutableMmap(path: f.data + "\0ignored")
+    },
+    HostileRow("huge page log2 out of range", fails(.invalidArgument, 0)) { _ throws(MmapError) in
+        _ = try MmapOptions.HugePages.explicit(log2: 12)
     },
     HostileRow("split past the end", fails(.outOfBounds, 0)) { f throws(MmapError) in
         var view = try Mmap(fileDescriptor: f.readOnly).share()

@@ -56,10 +56,10 @@ extension MmapKitTests {
             }
         }
 
-        @Test func hugePageSizes() {
+        @Test func hugePageSizes() throws {
             #expect(MmapOptions.HugePages.explicit2MiB.explicitPageSize == 2 << 20)
             #expect(MmapOptions.HugePages.explicit1GiB.explicitPageSize == 1 << 30)
-            #expect(MmapOptions.HugePages.explicit(log2: 16).explicitPageSize == 65536)
+            #expect(try MmapOptions.HugePages.explicit(log2: 16).explicitPageSize == 65536)
             #expect(MmapOptions.HugePages.transparent.explicitPageSize == nil)
         }
 

@@ -258,7 +258,7 @@ extension MmapKitTests {
         @Test func unmapEndsTheMappingExactlyOnce() throws {
             let path = directory.makeFile("data", count: 100)
             let calls = try countingCalls { () throws(MmapError) in
-                let map = try Mmap(path: path)
+                var map = try Mmap(path: path)
                 try map.unmap()
             }
             #expect(calls.maps == 1 && calls.unmaps == 1)

@@ -127,9 +127,9 @@ extension MmapKitTests {
 
         @Test func unmapReportsAndEndsExactlyOnce() throws {
             let calls = try countingCalls { () throws(MmapError) in
-                let map = try MutableMmap(anonymous: 1 << 20)
+                var map = try MutableMmap(anonymous: 1 << 20)
                 try map.unmap()
-                let empty = try MutableMmap(anonymous: 0)
+                var empty = try MutableMmap(anonymous: 0)
                 try empty.unmap()
             }
             #expect(calls.maps == 1 && calls.unmaps == 1)

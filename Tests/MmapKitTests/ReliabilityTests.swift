@@ -20,8 +20,10 @@ extension MmapKitTests {
 
         @Test func everyConsumingConversionUnmapsOnce() throws {
             let calls = try countingCalls { () throws(MmapError) in
-                try MutableMmap(anonymous: 4096).unmap()
-                try Mmap(path: directory.makeFile("a", count: 10)).unmap()
+                var anonymous = try MutableMmap(anonymous: 4096)
+                try anonymous.unmap()
+                var file = try Mmap(path: directory.makeFile("a", count: 10))
+                try file.unmap()
                 _ = try MutableMmap(anonymous: 4096).makeReadOnly().makeMutable().makeExecutable()
                 _ = try Mmap(path: directory.makeFile("b", count: 10), sharing: .private).makeMutable()
                 _ = try MutableMmap(anonymous: 4096).makeExecutable()

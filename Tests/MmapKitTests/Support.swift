@@ -15,6 +15,7 @@ func expectNoLeaks<R, E: Error>(
 ) throws(E) -> R {
     let before = _MmapDiagnostics.liveMappings
     defer {
+        Thread.joinAll()  // threads release what they captured only when they end
         #expect(_MmapDiagnostics.liveMappings == before, "a mapping leaked", sourceLocation: sourceLocation)
     }
     return try body()

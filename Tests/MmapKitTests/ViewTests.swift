@@ -28,7 +28,13 @@ func onThread(
 }
 
 enum Thread {
-    /// Starts a detached pthread running `body`.
+    /// Threads started by ``detach(_:)`` and not yet joined.
+    private static let running = Mutex<[pthread_t]>([])
+
+    /// Starts a pthread running `body`. It is joined by ``joinAll()``, which `expectNoLeaks`
+    /// calls before it reads the live-mapping counter: a thread releases what its closure
+    /// captured (views, readers) only after the body returns, so checking before the join races
+    /// with that release (the cause of a flaky "a mapping leaked").
     static func detach(_ body: @escaping @Sendable () -> Void) {
         final class Box: @unchecked Sendable {
             let body: @Sendable () -> Void
@@ -47,7 +53,15 @@ enum Thread {
             box
         )
         precondition(result == 0, "pthread_create failed")
-        pthread_detach(thread)
+        running.withLock { $0.append(thread) }
+    }
+
+    /// Waits until every thread started so far has ended, and its closure has been released.
+    static func joinAll() {
+        while let thread = running.withLock({ $0.popLast() }) {
+            let result = pthread_join(thread, nil)
+            precondition(result == 0, "pthread_join failed: \(result)")
+        }
     }
 }
 

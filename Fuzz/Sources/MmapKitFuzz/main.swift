@@ -222,7 +222,7 @@ func run(_ input: inout Input, _ state: inout State) {
             default: state.tail = nil
             }
         default:  // unmap explicitly, or read residency
-            if let map = state.readOnly.take() {
+            if var map = state.readOnly.take() {
                 if input.byte() % 2 == 0 {
                     _ = try map.residency()
                     state.readOnly = consume map

@@ -48,7 +48,6 @@ extern const int CMmapShim_MAP_SHARED_VALIDATE;
 extern const int CMmapShim_MAP_SYNC;
 extern const int CMmapShim_MFD_CLOEXEC;
 extern const int CMmapShim_MFD_ALLOW_SEALING;
-extern const int CMmapShim_F_ADD_SEALS;
 extern const int CMmapShim_F_SEAL_SHRINK;
 extern const int CMmapShim_F_SEAL_GROW;
 
@@ -123,6 +122,48 @@ int CMmapShim_guardedLoad(const void *source, size_t size, void *out, void **fau
 int CMmapShim_guardedStore(void *destination, size_t size, const void *value, void **faultAddress);
 /// Reads one byte of every page of [address, address + length), guarded.
 int CMmapShim_guardedPrefault(const void *address, size_t length, void **faultAddress);
+
+// MARK: - Fault injection (testing builds only)
+//
+// Built only when MMAPKIT_FAULT_INJECTION is defined (Package.swift defines it in debug builds):
+// release builds compile every wrapper without the check. The state is thread-local, so a test
+// fails the calls of its own thread only.
+
+/// The wrapped system calls, in the order of `CMmapShim_Call_count`.
+typedef enum {
+    CMmapShim_Call_mmap = 0,
+    CMmapShim_Call_mmapInPlace,
+    CMmapShim_Call_munmap,
+    CMmapShim_Call_mprotect,
+    CMmapShim_Call_msync,
+    CMmapShim_Call_madvise,
+    CMmapShim_Call_mlock,
+    CMmapShim_Call_munlock,
+    CMmapShim_Call_mremap,
+    CMmapShim_Call_mincore,
+    CMmapShim_Call_open,
+    CMmapShim_Call_close,
+    CMmapShim_Call_fstat,
+    CMmapShim_Call_ftruncate,
+    CMmapShim_Call_fallocate,
+    CMmapShim_Call_fdatasync,
+    CMmapShim_Call_memfd_create,
+    CMmapShim_Call_dupCloexec,
+    CMmapShim_Call_addSeals,
+    CMmapShim_Call_count
+} CMmapShim_Call;
+
+/// 1 when this build has the fault-injection seam, else 0.
+int CMmapShim_faultInjectionAvailable(void);
+/// On the calling thread, makes the call after the next `skip` calls of `call` fail with `error`
+/// without reaching the kernel. With `removingFirst` (only for `CMmapShim_Call_mmapInPlace`) the
+/// old pages are unmapped first, as the kernel does when a file's mmap handler fails.
+void CMmapShim_injectFailure(CMmapShim_Call call, int64_t skip, int error, int removingFirst);
+/// Disarms every injected failure of the calling thread and resets its call counts.
+void CMmapShim_resetFaultInjection(void);
+/// How many times the calling thread reached `call` since the last reset (injected failures
+/// included).
+int64_t CMmapShim_callCount(CMmapShim_Call call);
 
 // MARK: - Mapping counter (for tests)
 

@@ -6,8 +6,56 @@ internal import Glibc
 // error (throw an `MmapError` the caller can act on).
 
 extension MmapError {
+    /// The errnos that can only mean MmapKit broke its own invariant: each row names the call, the
+    /// errno and why MmapKit cannot have caused it legitimately. Everything else throws.
+    ///
+    /// - `munmap`/`mprotect`/`msync` `EINVAL`: MmapKit passes only whole, page-aligned ranges of
+    ///   mappings it made, with valid flags.
+    /// - `mincore` `EFAULT`: the vector is a buffer MmapKit allocated for the range.
+    /// - `open` `EFAULT`: the path pointer comes from a Swift string MmapKit holds.
+    ///
+    /// Deliberately not here: `EFAULT` from `madvise` (`MADV_POPULATE_*` met a page the file no
+    /// longer backs) and from `mremap` (advice or locking on part of a mapping split it in the
+    /// kernel); `ENOMEM` from `munmap` (unmapping would split a mapping at `vm.max_map_count`).
+    internal static let invariantErrnos: [(operation: Operation, errno: CInt, reason: String)] = [
+        (.unmap, EINVAL, "MmapKit unmaps only whole, page-aligned mappings it made"),
+        (.protect, EINVAL, "MmapKit changes the protection of whole, page-aligned mappings it made"),
+        (.flush, EINVAL, "MmapKit flushes page-aligned ranges of its own mappings with valid flags"),
+        (.residency, EFAULT, "the residency vector is a buffer MmapKit allocated for the range"),
+        (.open, EFAULT, "the path is a NUL-terminated copy of a Swift string MmapKit holds"),
+    ]
+
+    /// The code for an errno returned by the shim, for errnos that are not invariant violations.
+    ///
+    /// The table of the errno policy, row by row (the first matching row wins).
+    internal static func code(for operation: Operation, errno: CInt) -> Code {
+        switch (operation, errno) {
+        case (.advise, EFAULT), (.advise, EHWPOISON), (_, EHWPOISON):
+            // MADV_POPULATE_*: a page the file no longer backs, or a hardware memory error.
+            return .fault
+        case (.remap, EFAULT):
+            // The range spans several kernel mappings: part of it was advised or locked differently.
+            return .unsupported
+        case (_, ENODEV), (.map, EISDIR), (.open, ENXIO), (.commit, EISDIR):
+            // ENXIO: open(2) of a Unix socket or a device without a driver.
+            return .notMappable
+        case (_, EOPNOTSUPP), (.advise, EINVAL):
+            return .unsupported
+        case (.lock, ENOMEM), (.lock, EAGAIN), (.lock, EPERM):
+            return .lockLimit
+        case (_, ENOSPC), (_, EDQUOT):
+            return .noSpace
+        case (_, EACCES), (_, EPERM), (_, EROFS), (_, ETXTBSY):
+            return .permissionDenied
+        case (_, ENOMEM):
+            return .outOfMemory
+        default:
+            return .system
+        }
+    }
+
     /// An error for an errno returned by the shim, or a trap when the errno can only mean that
-    /// MmapKit passed the kernel a pointer or range it does not own.
+    /// MmapKit passed the kernel a pointer or range it does not own (``invariantErrnos``).
     ///
     /// - Parameters:
     ///   - operation: The failing operation.
@@ -15,32 +63,12 @@ extension MmapError {
     ///   - context: What was being done, e.g. "cannot map 4096 bytes of descriptor 3".
     internal static func system(_ operation: Operation, errno: CInt, _ context: String) -> MmapError {
         precondition(errno != 0, "MmapKit: \(operation) reported failure without an errno")
-        // EFAULT: the kernel could not read or write an address MmapKit handed it (except from
-        // MADV_POPULATE_*, where it means a page is no longer backed: an environmental error).
-        // EINVAL from munmap/mprotect/msync: MmapKit passes only page-aligned ranges of its own mappings.
-        if (errno == EFAULT && operation != .advise)
-            || (errno == EINVAL && (operation == .unmap || operation == .protect || operation == .flush))
-        {
-            preconditionFailure("MmapKit: \(operation) failed with \(errnoName(errno)) on a range MmapKit owns")
+        if let row = invariantErrnos.first(where: { $0.operation == operation && $0.errno == errno }) {
+            preconditionFailure(
+                "MmapKit: \(operation) failed with \(errnoName(errno)) on a range MmapKit owns (\(row.reason))"
+            )
         }
-        let code: Code
-        switch (operation, errno) {
-        case (.advise, EFAULT), (.advise, EHWPOISON):
-            // MADV_POPULATE_*: a page the file no longer backs, or a hardware memory error.
-            code = .fault
-        case (_, ENODEV), (.map, EISDIR):
-            code = .notMappable
-        case (_, EOPNOTSUPP), (.advise, EINVAL):
-            code = .unsupported
-        case (.lock, ENOMEM), (.lock, EAGAIN), (.lock, EPERM):
-            code = .lockLimit
-        case (_, EACCES), (_, EPERM), (_, EROFS), (_, ETXTBSY):
-            code = .permissionDenied
-        case (_, ENOMEM):
-            code = .outOfMemory
-        default:
-            code = .system
-        }
+        let code = code(for: operation, errno: errno)
         var message = "\(context): \(errnoDescription(errno)) (\(errnoName(errno)))"
         if code == .lockLimit {
             message += "; RLIMIT_MEMLOCK is \(memlockLimitDescription()) (see `ulimit -l`)"

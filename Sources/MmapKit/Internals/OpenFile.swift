@@ -9,6 +9,10 @@ internal func withOpenFile<R>(
     _ flags: CInt,
     _ body: (CInt) throws(MmapError) -> R
 ) throws(MmapError) -> R {
+    // A C path ends at the first NUL: "a\0b" would open "a", another file than the caller named.
+    guard !path.utf8.contains(0) else {
+        throw .invalid(.open, "path \(path.debugDescription) contains a NUL byte, which no file name can hold")
+    }
     var fd: CInt = -1
     let error = system_open(path, flags | O_NONBLOCK, 0, &fd)
     guard error == 0 else {

@@ -3,30 +3,74 @@ internal import Glibc
 
 // MARK: - Advice
 
+/// What an advice may do to the bytes of a page it covers, and so how far a range may be
+/// widened to whole pages (`madvise(2)` works on whole pages; a handle's range need not).
+internal enum AdviceReach {
+    /// A hint that never changes contents, backing or inheritance (`MADV_RANDOM`,
+    /// `MADV_WILLNEED`, `MADV_COLD`, `MADV_POPULATE_READ`, ...): the range is widened outward
+    /// to whole pages, and a neighbour's part of a first or last page receives the hint too,
+    /// which changes nothing it can observe.
+    case hint
+    /// Changes what a child after `fork(2)` or a core dump sees (`MADV_DONTFORK`,
+    /// `MADV_DODUMP`, ...): only whole pages inside the range, plus the padding at the
+    /// mapping's own ends (reachable through no other handle or view).
+    case inheritance
+    /// May discard or replace contents (`MADV_DONTNEED`, `MADV_REMOVE`, `MADV_FREE`,
+    /// `MADV_WIPEONFORK`, `MADV_POPULATE_WRITE`): only whole pages inside the range; the padding
+    /// at the mapping's ends only when it is nobody's data, that is, not for a shared file
+    /// mapping, where it holds file bytes outside the handle.
+    case destructive
+
+    internal init(_ advice: CInt) {
+        switch advice {
+        case MADV_DONTFORK, MADV_DOFORK, MADV_DONTDUMP, MADV_DODUMP: self = .inheritance
+        default: self = .hint
+        }
+    }
+}
+
 extension Region {
-    /// Applies advice that never destroys contents to the pages covering `range` (aligned
-    /// outward: a neighbour's page may receive the advice too, which is harmless).
+    /// Applies advice that never destroys contents to the pages of `range`, widened as its
+    /// ``AdviceReach`` allows.
     internal func advise(_ advice: CInt, _ name: String, range: Range<Int>) throws(MmapError) {
         try validate(range, .advise)
         guard !range.isEmpty else { return }
+        let reach = AdviceReach(advice)
+        guard reach == .hint else {
+            return try adviseInside(advice, name, range: range, reach: reach)
+        }
         let (address, length) = unsafe pages(covering: range)
         try unsafe madvise(address, length, advice, name, range)
     }
 
-    /// Applies advice that may destroy contents to the whole pages inside `range` only: a page
-    /// partly outside the range is left alone, except at the mapping's own ends, where the rest
-    /// of the page belongs to nobody else. A range that contains no whole page changes nothing.
+    /// Applies advice that may destroy contents to the whole pages inside `range` only (see
+    /// ``AdviceReach/destructive``). A range that contains no whole page changes nothing.
     internal func adviseDestructively(_ advice: CInt, _ name: String, range: Range<Int>) throws(MmapError) {
         try validate(range, .advise)
-        guard !range.isEmpty, let base = unsafe base else { return }
-        let first = range.lowerBound == 0 ? 0 : Int(alignUp(slack + range.lowerBound))
-        let end =
-            range.upperBound == count
-            ? mappedLength : Int(CMmapShim_alignDown(UInt64(slack + range.upperBound), UInt64(alignment)))
-        guard first < end else { return }
-        try unsafe madvise(base + first, end - first, advice, name, range)
+        guard !range.isEmpty else { return }
+        try adviseInside(advice, name, range: range, reach: .destructive)
     }
 
+    /// The whole pages inside `range`, plus a partial first or last page at the mapping's own
+    /// ends when `reach` allows it, as offsets from `base`; nil when there are none.
+    internal func pagesInside(_ range: Range<Int>, reach: AdviceReach) -> Range<Int>? {
+        let endsAreOurs = reach == .inheritance || !isSharedFile
+        let first = range.lowerBound == 0 && endsAreOurs ? 0 : Int(alignUp(slack + range.lowerBound))
+        let end =
+            range.upperBound == count && endsAreOurs
+            ? mappedLength : Int(CMmapShim_alignDown(UInt64(slack + range.upperBound), UInt64(alignment)))
+        return first < end ? first..<end : nil
+    }
+
+    private func adviseInside(_ advice: CInt, _ name: String, range: Range<Int>, reach: AdviceReach) throws(MmapError)
+    {
+        guard let base = unsafe base, let pages = pagesInside(range, reach: reach) else { return }
+        try unsafe madvise(base + pages.lowerBound, pages.count, advice, name, range)
+    }
+
+    /// `madvise(2)` of `[address, address + length)`, pages of the mapping for the user's
+    /// `range`. A populate that meets a page the file no longer backs reports the first such
+    /// page in ``MmapError/faultOffset``.
     private func madvise(
         _ address: UnsafeMutableRawPointer,
         _ length: Int,
@@ -40,8 +84,31 @@ extension Region {
                 error == EINVAL
                 ? "\(name) is not supported for this mapping by this kernel"
                 : "cannot apply \(name) to bytes \(range)"
-            throw .system(.advise, errno: error, context)
+            var failure = MmapError.system(.advise, errno: error, context)
+            if failure.code == .fault {
+                let page = unsafe firstFaultingPage(address, length, advice)
+                let start = unsafe self.base.unsafelyUnwrapped + slack
+                let faultOffset = max(range.lowerBound, unsafe page - start)
+                failure.faultOffset = faultOffset
+                failure.message += "; the first page that failed holds byte \(faultOffset)"
+            }
+            throw failure
         }
+    }
+
+    /// The address of the first page of `[address, address + length)` that `advice` (a populate)
+    /// fails on, by bisection: O(log pages) further calls, each on a prefix.
+    private func firstFaultingPage(_ address: UnsafeMutableRawPointer, _ length: Int, _ advice: CInt)
+        -> UnsafeMutableRawPointer
+    {
+        let page = systemPageSize
+        var good = 0  // pages known to populate
+        var bad = (length + page - 1) / page  // the failing page is below this index
+        while bad - good > 1 {
+            let middle = (good + bad) / 2
+            if unsafe system_madvise(address, middle * page, advice) == 0 { good = middle } else { bad = middle }
+        }
+        return unsafe address + good * page  // the prefix of `bad` = `good + 1` pages fails
     }
 
     private func alignUp(_ offset: Int) -> UInt64 {
@@ -70,6 +137,10 @@ extension Region {
 // MARK: - Residency
 
 extension Region {
+    /// The most pages one ``residency(range:)`` call reports: a 64 MiB vector, 256 GiB of 4 KiB
+    /// pages. A sparse multi-TiB reservation would otherwise need gigabytes at once.
+    internal static let maximumResidencyPages = 1 << 26
+
     /// Which pages covering `range` are resident (`mincore(2)`), in system pages.
     internal func residency(range: Range<Int>) throws(MmapError) -> MmapResidency {
         try validate(range, .residency)
@@ -80,6 +151,13 @@ extension Region {
         let first = Int(CMmapShim_alignDown(UInt64(slack + range.lowerBound), UInt64(pageSize)))
         let length = slack + range.upperBound - first
         let pages = (length + pageSize - 1) / pageSize
+        guard pages <= Region.maximumResidencyPages else {
+            throw .invalid(
+                .residency,
+                "bytes \(range) span \(pages) pages, more than the \(Region.maximumResidencyPages) that one residency "
+                    + "vector holds (one byte per page); ask for smaller ranges"
+            )
+        }
         var error: CInt = 0
         let vector = unsafe [UInt8](unsafeUninitializedCapacity: pages) { buffer, initialized in
             error = unsafe system_mincore(base + first, length, buffer.baseAddress.unsafelyUnwrapped)
@@ -110,26 +188,51 @@ extension Region {
         } catch {
             throw .invalid(.remap, "count \(newCount) is too large: rounded up to the page it exceeds Int.max")
         }
+        if newLength > mappedLength && isAnonymous && flags & MAP_SHARED != 0 {
+            // The kernel grows the address range but not the shared memory object behind it:
+            // touching the new pages would raise SIGBUS. (Python's mmap refuses too.)
+            throw MmapError(
+                .remap,
+                .unsupported,
+                "a shared anonymous mapping cannot grow: its new pages would have no backing; map a new one "
+                    + "(or a memfd, which can grow) and copy"
+            )
+        }
         if newLength != mappedLength {
             var address: UnsafeMutableRawPointer? = nil
             let flags = mayMove ? CMmapShim_MREMAP_MAYMOVE : 0
             let error = unsafe system_mremap(base, mappedLength, newLength, flags, &address)
             guard error == 0, let address = unsafe address else {
-                if error == ENOMEM && !mayMove {
-                    throw MmapError(
-                        .remap,
-                        .outOfMemory,
-                        errno: error,
-                        "cannot grow \(count) bytes to \(newCount) in place: the address range after the mapping is "
-                            + "in use; pass mayMove: true to let it move"
-                    )
-                }
-                throw .system(.remap, errno: error, "cannot resize \(count) bytes to \(newCount)")
+                throw Region.remapError(error, from: count, to: newCount, mayMove: mayMove)
             }
             unsafe self.base = address
             mappedLength = newLength
         }
         count = newCount
+    }
+
+    private static func remapError(_ error: CInt, from count: Int, to newCount: Int, mayMove: Bool) -> MmapError {
+        switch error {
+        case ENOMEM where !mayMove:
+            return MmapError(
+                .remap,
+                .outOfMemory,
+                errno: error,
+                "cannot grow \(count) bytes to \(newCount) in place: the address range after the mapping is "
+                    + "in use; pass mayMove: true to let it move"
+            )
+        case EFAULT:
+            return MmapError(
+                .remap,
+                .unsupported,
+                errno: error,
+                "cannot grow \(count) bytes to \(newCount): advice or locking on part of the mapping split it into "
+                    + "several kernel mappings, which mremap cannot resize together; apply the same advice to "
+                    + "the whole mapping (or unlock it) and retry: \(errnoDescription(error)) (EFAULT)"
+            )
+        default:
+            return .system(.remap, errno: error, "cannot resize \(count) bytes to \(newCount)")
+        }
     }
 
     /// Extends the file behind `fd` so that it covers `newCount` bytes from the mapping's
@@ -141,6 +244,13 @@ extension Region {
         mayMove: Bool,
         protection: CInt
     ) throws(MmapError) {
+        guard !isAnonymous else {
+            throw .invalid(
+                .grow,
+                "this mapping is anonymous memory: growing it cannot make its writes reach descriptor \(fd); "
+                    + "map the file instead (an empty file maps as an empty mapping that can grow)"
+            )
+        }
         guard newCount >= count else {
             throw .invalid(.grow, "count \(newCount) is smaller than the current \(count); use remap to shrink")
         }
@@ -152,30 +262,44 @@ extension Region {
         var type: CUnsignedInt = 0
         var error = system_fstat(fd, &size, &type)
         guard error == 0 else { throw .system(.stat, errno: error, "cannot read the size of descriptor \(fd)") }
+        guard mode_t(type) == S_IFREG else {
+            throw MmapError(.grow, .notMappable, errno: ENODEV, "descriptor \(fd) is not a regular file")
+        }
         if size < end {
             error = allocate ? system_fallocate(fd, size, end - size) : system_ftruncate(fd, end)
             guard error == 0 else {
                 throw .system(.grow, errno: error, "cannot extend descriptor \(fd) from \(size) to \(end) bytes")
             }
         }
-        if unsafe base == nil {
-            let options = MmapOptions()
-            var address: UnsafeMutableRawPointer? = nil
-            let alignedOffset = Int64(CMmapShim_alignDown(UInt64(fileOffset), UInt64(alignment)))
-            let slack = Int(fileOffset - alignedOffset)
-            let length = try Region.roundedLength(slack: slack, count: newCount, alignment: alignment)
-            let flags = flags & ~(MAP_POPULATE) | options.mapFlags
-            error = unsafe system_mmap(nil, length, protection, flags, fd, alignedOffset, &address)
-            guard error == 0, let address = unsafe address else {
-                throw .system(.map, errno: error, "cannot map \(newCount) bytes of descriptor \(fd)")
-            }
-            unsafe self.base = address
-            self.mappedLength = length
-            self.slack = slack
-            self.count = newCount
-        } else {
-            try remap(count: newCount, mayMove: mayMove)
+        guard newCount > count else { return }
+        guard unsafe base != nil else {
+            return try mapFresh(count: newCount, fileDescriptor: fd, protection: protection)
         }
+        try remap(count: newCount, mayMove: mayMove)
+    }
+
+    /// Maps `newCount` bytes of `fd` into an empty region, with the options it was made with.
+    private mutating func mapFresh(count newCount: Int, fileDescriptor fd: CInt, protection: CInt) throws(MmapError) {
+        let alignedOffset = Int64(CMmapShim_alignDown(UInt64(fileOffset), UInt64(alignment)))
+        let slack = Int(fileOffset - alignedOffset)
+        let length = try Region.roundedLength(slack: slack, count: newCount, alignment: alignment)
+        var address: UnsafeMutableRawPointer? = nil
+        let error = unsafe system_mmap(nil, length, protection, flags, fd, alignedOffset, &address)
+        guard error == 0, let address = unsafe address else {
+            throw .system(.map, errno: error, "cannot map \(newCount) bytes of descriptor \(fd)")
+        }
+        let grown = unsafe Region(
+            base: address,
+            mappedLength: length,
+            slack: slack,
+            count: newCount,
+            alignment: alignment,
+            fileOffset: fileOffset,
+            flags: flags,
+            options: options
+        )
+        try grown.finishMapping(options)  // unmaps on failure: `self` stays empty
+        self = grown
     }
 
     /// `msync(MS_SYNC)` of the whole mapping, then `fdatasync(fd)`.

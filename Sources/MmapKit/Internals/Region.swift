@@ -30,9 +30,36 @@ internal struct Region: @unchecked Sendable {
     @usableFromInline internal var fileOffset: Int64
     /// The `mmap(2)` flags the mapping was made with (kept so an empty mapping can grow).
     @usableFromInline internal var flags: CInt
+    /// The options the mapping was made with: an empty mapping that grows applies them then.
+    @usableFromInline internal var options: MmapOptions
+
+    internal init(
+        base: UnsafeMutableRawPointer?,
+        mappedLength: Int,
+        slack: Int,
+        count: Int,
+        alignment: Int,
+        fileOffset: Int64,
+        flags: CInt,
+        options: MmapOptions = MmapOptions()
+    ) {
+        unsafe self.base = base
+        self.mappedLength = mappedLength
+        self.slack = slack
+        self.count = count
+        self.alignment = alignment
+        self.fileOffset = fileOffset
+        self.flags = flags
+        self.options = options
+    }
 
     /// An empty region: nothing mapped.
-    internal static func empty(fileOffset: Int64 = 0, flags: CInt = 0, alignment: Int = systemPageSize) -> Region {
+    internal static func empty(
+        fileOffset: Int64 = 0,
+        flags: CInt = 0,
+        alignment: Int = systemPageSize,
+        options: MmapOptions = MmapOptions()
+    ) -> Region {
         unsafe Region(
             base: nil,
             mappedLength: 0,
@@ -40,9 +67,17 @@ internal struct Region: @unchecked Sendable {
             count: 0,
             alignment: alignment,
             fileOffset: fileOffset,
-            flags: flags
+            flags: flags,
+            options: options
         )
     }
+
+    /// Whether the mapping is anonymous memory (no file behind it).
+    internal var isAnonymous: Bool { flags & MAP_ANONYMOUS != 0 }
+
+    /// Whether writes reach a file that other mappings and `read(2)` see: the bytes around the
+    /// user's range in the first and last page are then somebody's data.
+    internal var isSharedFile: Bool { flags & MAP_SHARED != 0 && !isAnonymous }
 
     /// The first byte the user asked for; nil for an empty mapping.
     @inlinable
@@ -107,7 +142,9 @@ extension Region {
             flags |= shared ? MAP_SHARED : MAP_PRIVATE
         }
         let alignment = options.alignment
-        guard length > 0 else { return .empty(fileOffset: offset, flags: flags, alignment: alignment) }
+        guard length > 0 else {
+            return .empty(fileOffset: offset, flags: flags, alignment: alignment, options: options)
+        }
 
         let alignedOffset = Int64(CMmapShim_alignDown(UInt64(offset), UInt64(alignment)))
         let slack = Int(offset - alignedOffset)
@@ -129,7 +166,8 @@ extension Region {
             count: length,
             alignment: alignment,
             fileOffset: offset,
-            flags: flags
+            flags: flags,
+            options: options
         )
         try region.finishMapping(options)
         return region
@@ -145,7 +183,7 @@ extension Region {
         if options.sync { throw .invalid(.map, "the sync (MAP_SYNC) option needs a shared file mapping") }
         let alignment = options.alignment
         let flags = options.mapFlags | MAP_ANONYMOUS | (shared ? MAP_SHARED : MAP_PRIVATE)
-        guard count > 0 else { return .empty(flags: flags, alignment: alignment) }
+        guard count > 0 else { return .empty(flags: flags, alignment: alignment, options: options) }
         let mappedLength = try roundedLength(slack: 0, count: count, alignment: alignment)
         var address: UnsafeMutableRawPointer? = nil
         let error = unsafe system_mmap(nil, mappedLength, PROT_READ | PROT_WRITE, flags, -1, 0, &address)
@@ -160,7 +198,8 @@ extension Region {
             count: count,
             alignment: alignment,
             fileOffset: 0,
-            flags: flags
+            flags: flags,
+            options: options
         )
         try region.finishMapping(options)
         return region
@@ -227,7 +266,7 @@ extension Region {
     }
 
     /// Applies the options that run after `mmap(2)`; on failure unmaps and throws.
-    private func finishMapping(_ options: MmapOptions) throws(MmapError) {
+    internal func finishMapping(_ options: MmapOptions) throws(MmapError) {
         do {
             if options.hugePages == .transparent {
                 try adviseWhole(MADV_HUGEPAGE, "MADV_HUGEPAGE")
@@ -254,20 +293,27 @@ extension Region {
 // MARK: - Unmapping
 
 extension Region {
-    /// Unmaps the region. Called exactly once per region, by its owner.
-    internal func unmap() throws(MmapError) {
+    /// Unmaps the region and leaves it empty, so that it is unmapped exactly once; on failure
+    /// the region is unchanged and still owns the mapping (the caller may retry).
+    ///
+    /// `munmap(2)` of a whole mapping fails only with `ENOMEM`: the kernel had merged it with a
+    /// neighbouring mapping of the same kind, and splitting them again would exceed
+    /// `vm.max_map_count`.
+    internal mutating func unmap() throws(MmapError) {
         guard let base = unsafe base else { return }
         let error = unsafe system_munmap(base, mappedLength)
         guard error == 0 else {
             throw .system(.unmap, errno: error, "cannot unmap \(mappedLength) bytes")
         }
+        self = .empty(fileOffset: fileOffset, flags: flags, alignment: alignment, options: options)
     }
 
     /// Unmaps from a `deinit` or a failure path, where there is no one to report an error to.
-    /// munmap of a whole mapping fails only if MmapKit's invariant is broken (which traps in the
-    /// errno policy) or if the kernel is out of memory to split a VMA; then the mapping leaks.
+    /// If `munmap(2)` fails (`ENOMEM`, see ``unmap()``), the address range stays mapped and
+    /// unreachable: it leaks, but no other owner's memory is touched.
     internal func unmapAfterFailure() {
-        _ = try? unmap()
+        var copy = self
+        _ = try? copy.unmap()
     }
 }
 
@@ -335,7 +381,25 @@ extension Region {
         guard !range.isEmpty else { return }
         let (address, length) = unsafe pages(covering: range)
         let error = unsafe system_mlock(address, length)
-        guard error == 0 else { throw .system(.lock, errno: error, "cannot lock \(length) bytes") }
+        guard error == 0 else {
+            // mlock(2) says ENOMEM both for RLIMIT_MEMLOCK (checked before anything changes) and
+            // for pages it could not fault in after marking them locked (a file mapping past the
+            // end of the file). A populate tells them apart: it reports the second as EFAULT.
+            // Then the range is unlocked again, so no page stays locked half-way.
+            if error == ENOMEM, unsafe system_madvise(address, length, MmapAdvice.populateRead.rawValue) == EFAULT {
+                _ = unsafe system_munlock(address, length)
+                var failure = MmapError(
+                    .lock,
+                    .fault,
+                    errno: error,
+                    "cannot lock bytes \(range): some pages are past the end of the file (it is shorter than the "
+                        + "mapping) and cannot be faulted in"
+                )
+                failure.faultOffset = range.lowerBound
+                throw failure
+            }
+            throw .system(.lock, errno: error, "cannot lock \(length) bytes")
+        }
     }
 
     /// Unlocks the pages of `range` (`munlock(2)`).

@@ -363,7 +363,7 @@ final class HeldMappings {
 
     func unlockAll() {
         for (_, box) in maps.sorted(by: { $0.key < $1.key }) {
-            if let map = box.map.take() {
+            if var map = box.map.take() {
                 try? map.unlock()
                 try? map.unmap()
             }

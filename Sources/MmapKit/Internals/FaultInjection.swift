@@ -1,0 +1,101 @@
+internal import CMmapShim
+
+/// The fault-injection seam of the syscall chokepoint, for tests. Not API (underscored).
+///
+/// In debug builds every wrapper of the C shim asks, before it calls the kernel, whether the
+/// calling thread armed a failure for it; release builds compile the wrappers without the check
+/// (``isAvailable`` is then `false` and arming does nothing). The state is thread-local: a test
+/// fails only the calls its own thread makes.
+public enum _MmapFaultInjection {
+    /// A wrapped system call.
+    public enum Call: CaseIterable, Sendable, CustomStringConvertible {
+        case mmap
+        /// `mmap(2)` with `MAP_FIXED` over pages MmapKit already holds (reservation commits).
+        case mmapInPlace
+        case munmap
+        case mprotect
+        case msync
+        case madvise
+        case mlock
+        case munlock
+        case mremap
+        case mincore
+        case open
+        case close
+        case fstat
+        case ftruncate
+        case fallocate
+        case fdatasync
+        case memfdCreate
+        case dupCloexec
+        case addSeals
+
+        internal var shim: CMmapShim_Call {
+            switch self {
+            case .mmap: CMmapShim_Call_mmap
+            case .mmapInPlace: CMmapShim_Call_mmapInPlace
+            case .munmap: CMmapShim_Call_munmap
+            case .mprotect: CMmapShim_Call_mprotect
+            case .msync: CMmapShim_Call_msync
+            case .madvise: CMmapShim_Call_madvise
+            case .mlock: CMmapShim_Call_mlock
+            case .munlock: CMmapShim_Call_munlock
+            case .mremap: CMmapShim_Call_mremap
+            case .mincore: CMmapShim_Call_mincore
+            case .open: CMmapShim_Call_open
+            case .close: CMmapShim_Call_close
+            case .fstat: CMmapShim_Call_fstat
+            case .ftruncate: CMmapShim_Call_ftruncate
+            case .fallocate: CMmapShim_Call_fallocate
+            case .fdatasync: CMmapShim_Call_fdatasync
+            case .memfdCreate: CMmapShim_Call_memfd_create
+            case .dupCloexec: CMmapShim_Call_dupCloexec
+            case .addSeals: CMmapShim_Call_addSeals
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .mmapInPlace: "mmap(MAP_FIXED)"
+            case .memfdCreate: "memfd_create"
+            case .dupCloexec: "fcntl(F_DUPFD_CLOEXEC)"
+            case .addSeals: "fcntl(F_ADD_SEALS)"
+            default: "\(self)".lowercased()
+            }
+        }
+    }
+
+    /// Whether this build has the seam (debug builds).
+    public static var isAvailable: Bool { CMmapShim_faultInjectionAvailable() != 0 }
+
+    /// Makes the call of `call` after the next `skip` ones on this thread fail with `errno`.
+    ///
+    /// - Parameter removingPages: For ``Call/mmapInPlace`` only: unmap the target pages before
+    ///   failing, as the kernel does when a file's mmap handler refuses after `MAP_FIXED` removed
+    ///   the old pages.
+    public static func inject(_ call: Call, skip: Int = 0, errno: CInt, removingPages: Bool = false) {
+        CMmapShim_injectFailure(call.shim, Int64(skip), errno, removingPages ? 1 : 0)
+    }
+
+    /// Disarms every failure of this thread and sets its call counts to zero.
+    public static func reset() {
+        CMmapShim_resetFaultInjection()
+    }
+
+    /// How many times this thread reached `call` since the last ``reset()``.
+    public static func callCount(_ call: Call) -> Int {
+        Int(CMmapShim_callCount(call.shim))
+    }
+
+    /// The calls `body` makes on this thread, by system call (zero counts left out).
+    public static func calls<E: Error>(of body: () throws(E) -> Void) throws(E) -> [Call: Int] {
+        reset()
+        defer { reset() }
+        try body()
+        var result: [Call: Int] = [:]
+        for call in Call.allCases where callCount(call) > 0 {
+            result[call] = callCount(call)
+        }
+        return result
+    }
+}
