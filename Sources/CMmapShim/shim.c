@@ -71,6 +71,7 @@ int64_t CMmapShim_liveMappings(void) {
 #ifdef MMAPKIT_FAULT_INJECTION
 typedef struct {
     int64_t skip[CMmapShim_Call_count];  // calls to let through before failing; -1 when disarmed
+    int64_t times[CMmapShim_Call_count];  // calls to fail once the skipped ones have passed
     int error[CMmapShim_Call_count];
     int removingFirst[CMmapShim_Call_count];
     int64_t calls[CMmapShim_Call_count];
@@ -82,6 +83,7 @@ static _Thread_local FaultInjection injection;
 static void resetInjection(void) {
     for (int call = 0; call < CMmapShim_Call_count; call++) {
         injection.skip[call] = -1;
+        injection.times[call] = 0;
         injection.error[call] = 0;
         injection.removingFirst[call] = 0;
         injection.calls[call] = 0;
@@ -91,9 +93,10 @@ static void resetInjection(void) {
 
 int CMmapShim_faultInjectionAvailable(void) { return 1; }
 
-void CMmapShim_injectFailure(CMmapShim_Call call, int64_t skip, int error, int removingFirst) {
+void CMmapShim_injectFailure(CMmapShim_Call call, int64_t skip, int64_t times, int error, int removingFirst) {
     if (!injection.initialized) resetInjection();
     injection.skip[call] = skip;
+    injection.times[call] = times;
     injection.error[call] = error;
     injection.removingFirst[call] = removingFirst;
 }
@@ -111,7 +114,8 @@ static int injectedError(CMmapShim_Call call) {
         injection.skip[call] -= 1;
         return 0;
     }
-    injection.skip[call] = -1;  // one failure per arming
+    injection.times[call] -= 1;
+    if (injection.times[call] <= 0) injection.skip[call] = -1;  // disarmed after `times` failures
     return injection.error[call];
 }
 
@@ -122,8 +126,8 @@ static int injectedError(CMmapShim_Call call) {
     } while (0)
 #else
 int CMmapShim_faultInjectionAvailable(void) { return 0; }
-void CMmapShim_injectFailure(CMmapShim_Call call, int64_t skip, int error, int removingFirst) {
-    (void)call, (void)skip, (void)error, (void)removingFirst;
+void CMmapShim_injectFailure(CMmapShim_Call call, int64_t skip, int64_t times, int error, int removingFirst) {
+    (void)call, (void)skip, (void)times, (void)error, (void)removingFirst;
 }
 void CMmapShim_resetFaultInjection(void) {}
 int64_t CMmapShim_callCount(CMmapShim_Call call) { return (void)call, 0; }

@@ -9,7 +9,7 @@ private let page = Int(sysconf(Int32(_SC_PAGESIZE)))
 
 /// Creates a 16-page file of the test pattern in `directory`, maps it, and truncates it to
 /// 4 pages + 100 bytes: page 4 is still partly backed, pages 5 to 15 are lost.
-private func truncatedFileMapping(
+func truncatedFileMapping(
     in directory: TemporaryDirectory,
     by truncate: (String) -> Void
 ) throws(MmapError)
@@ -21,10 +21,10 @@ private func truncatedFileMapping(
     return map
 }
 
-private let survivingBytes = 4 * page + 100
+let survivingBytes = 4 * page + 100
 
 /// Truncates `path` through a second descriptor.
-private func truncateThroughAnotherDescriptor(_ path: String) {
+func truncateThroughAnotherDescriptor(_ path: String) {
     let fd = openFile(path, O_RDWR)
     precondition(ftruncate(fd, off_t(survivingBytes)) == 0)
     close(fd)

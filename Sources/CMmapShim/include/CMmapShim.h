@@ -155,10 +155,11 @@ typedef enum {
 
 /// 1 when this build has the fault-injection seam, else 0.
 int CMmapShim_faultInjectionAvailable(void);
-/// On the calling thread, makes the call after the next `skip` calls of `call` fail with `error`
-/// without reaching the kernel. With `removingFirst` (only for `CMmapShim_Call_mmapInPlace`) the
-/// old pages are unmapped first, as the kernel does when a file's mmap handler fails.
-void CMmapShim_injectFailure(CMmapShim_Call call, int64_t skip, int error, int removingFirst);
+/// On the calling thread, lets the next `skip` calls of `call` through, then makes the `times`
+/// calls after them fail with `error` without reaching the kernel. With `removingFirst` (only
+/// for `CMmapShim_Call_mmapInPlace`) the old pages are unmapped first, as the kernel does when a
+/// file's mmap handler fails after MAP_FIXED removed them.
+void CMmapShim_injectFailure(CMmapShim_Call call, int64_t skip, int64_t times, int error, int removingFirst);
 /// Disarms every injected failure of the calling thread and resets its call counts.
 void CMmapShim_resetFaultInjection(void);
 /// How many times the calling thread reached `call` since the last reset (injected failures

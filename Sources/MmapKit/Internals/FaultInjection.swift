@@ -68,13 +68,14 @@ public enum _MmapFaultInjection {
     /// Whether this build has the seam (debug builds).
     public static var isAvailable: Bool { CMmapShim_faultInjectionAvailable() != 0 }
 
-    /// Makes the call of `call` after the next `skip` ones on this thread fail with `errno`.
+    /// Lets the next `skip` calls of `call` on this thread through, then makes the `times` calls
+    /// after them fail with `errno`.
     ///
     /// - Parameter removingPages: For ``Call/mmapInPlace`` only: unmap the target pages before
     ///   failing, as the kernel does when a file's mmap handler refuses after `MAP_FIXED` removed
     ///   the old pages.
-    public static func inject(_ call: Call, skip: Int = 0, errno: CInt, removingPages: Bool = false) {
-        CMmapShim_injectFailure(call.shim, Int64(skip), errno, removingPages ? 1 : 0)
+    public static func inject(_ call: Call, skip: Int = 0, times: Int = 1, errno: CInt, removingPages: Bool = false) {
+        CMmapShim_injectFailure(call.shim, Int64(skip), Int64(times), errno, removingPages ? 1 : 0)
     }
 
     /// Disarms every failure of this thread and sets its call counts to zero.
