@@ -56,11 +56,25 @@ public enum _MmapFaultInjection {
 
         public var description: String {
             switch self {
+            case .mmap: "mmap"
             case .mmapInPlace: "mmap(MAP_FIXED)"
+            case .munmap: "munmap"
+            case .mprotect: "mprotect"
+            case .msync: "msync"
+            case .madvise: "madvise"
+            case .mlock: "mlock"
+            case .munlock: "munlock"
+            case .mremap: "mremap"
+            case .mincore: "mincore"
+            case .open: "open"
+            case .close: "close"
+            case .fstat: "fstat"
+            case .ftruncate: "ftruncate"
+            case .fallocate: "fallocate"
+            case .fdatasync: "fdatasync"
             case .memfdCreate: "memfd_create"
             case .dupCloexec: "fcntl(F_DUPFD_CLOEXEC)"
             case .addSeals: "fcntl(F_ADD_SEALS)"
-            default: "\(self)".lowercased()
             }
         }
     }
