@@ -5,8 +5,9 @@ internal import Glibc
 extension Mmap {
     /// Gives the kernel advice about how the pages covering `range` will be used.
     ///
-    /// The range is aligned outward to whole pages. Ranges are checked on integers before any
-    /// pointer arithmetic.
+    /// A hint is applied to the whole pages covering the range (aligned outward); advice that
+    /// changes inheritance (``MmapAdvice/dontFork``, ...) only to the whole pages inside it (see
+    /// ``MmapAdvice``). Ranges are checked on integers before any pointer arithmetic.
     ///
     /// - Parameters:
     ///   - advice: Advice that never destroys contents.
@@ -40,7 +41,9 @@ extension Mmap {
     ///
     /// - Parameter range: Byte offsets within the mapping; `nil` for all of it.
     /// - Throws: ``MmapError/Code/lockLimit`` when the lock would exceed `RLIMIT_MEMLOCK` (the
-    ///   message gives the limit), ``MmapError/Code/outOfBounds`` for a bad range.
+    ///   message gives the limit); ``MmapError/Code/fault`` when pages of the range are past the
+    ///   end of the file (the range is then left unlocked); ``MmapError/Code/outOfBounds`` for a
+    ///   bad range.
     ///
     /// The corresponding C function is `mlock(2)`.
     public func lock(range: Range<Int>? = nil) throws(MmapError) {
@@ -81,7 +84,9 @@ extension Mmap {
     ///     (`MREMAP_MAYMOVE`). Without it, a grow blocked by a neighbouring mapping fails.
     /// - Throws: ``MmapError/Code/invalidArgument`` for a count of 0 or less, or an empty
     ///   mapping; ``MmapError/Code/outOfMemory`` when the mapping cannot grow in place and
-    ///   `mayMove` is false. On failure the mapping is unchanged.
+    ///   `mayMove` is false; ``MmapError/Code/unsupported`` when advice or locking on part of
+    ///   the mapping split it in the kernel (apply the same advice to all of it, or unlock, and
+    ///   retry). On failure the mapping is unchanged.
     ///
     /// The corresponding C function is `mremap(2)`.
     public mutating func remap(count: Int, mayMove: Bool) throws(MmapError) {

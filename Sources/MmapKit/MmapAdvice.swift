@@ -9,6 +9,19 @@ internal import Glibc
 ///
 /// An advice the running kernel does not know fails with ``MmapError/Code/unsupported``; it is
 /// never silently ignored. ``isSupported`` asks without side effects.
+///
+/// ## What an advice does to a neighbour's page
+///
+/// `madvise(2)` works on whole pages; a handle's range, or a view's, may start or end inside a
+/// page that a neighbouring view also covers. Each advice is applied by what it does there:
+/// - Hints (``normal``, ``random``, ``sequential``, ``willNeed``, ``mergeable``,
+///   ``unmergeable``, ``hugePage``, ``noHugePage``, ``cold``, ``pageout``, ``collapse``,
+///   ``populateRead``) change no contents and nothing a neighbour can observe: the range is
+///   widened outward to whole pages.
+/// - Inheritance advice (``dontFork``, ``doFork``, ``dontDump``, ``doDump``) changes what a
+///   child after `fork(2)` or a core dump sees: it covers only the whole pages inside the range,
+///   plus the mapping's own padding, so a neighbouring view's bytes are never hidden from a
+///   child. Bytes of the range in a page shared with a neighbour stay inherited.
 public struct MmapAdvice: Hashable, Sendable, CustomStringConvertible {
     /// The `MADV_*` value passed to `madvise(2)`.
     public let rawValue: CInt

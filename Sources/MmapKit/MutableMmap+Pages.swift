@@ -48,8 +48,8 @@ extension MutableMmap {
     /// Locks the pages covering `range` into memory (`mlock(2)`). See ``Mmap/lock(range:)``.
     ///
     /// - Parameter range: Byte offsets within the mapping; `nil` for all of it.
-    /// - Throws: ``MmapError/Code/lockLimit`` naming `RLIMIT_MEMLOCK`, or
-    ///   ``MmapError/Code/outOfBounds``.
+    /// - Throws: ``MmapError/Code/lockLimit`` naming `RLIMIT_MEMLOCK`, ``MmapError/Code/fault``
+    ///   for pages past the end of the file, or ``MmapError/Code/outOfBounds``.
     public func lock(range: Range<Int>? = nil) throws(MmapError) {
         try region.lock(range: region.resolve(range))
     }
@@ -77,7 +77,9 @@ extension MutableMmap {
     /// - Parameters:
     ///   - count: The new count in bytes, greater than 0.
     ///   - mayMove: Whether the mapping may move to a new address.
-    /// - Throws: ``MmapError/Code/invalidArgument`` or ``MmapError/Code/outOfMemory``; on
+    /// - Throws: ``MmapError/Code/invalidArgument`` or ``MmapError/Code/outOfMemory``;
+    ///   ``MmapError/Code/unsupported`` when advice or locking on part of the mapping split it,
+    ///   or when shared anonymous memory would grow (its new pages would have no backing). On
     ///   failure the mapping is unchanged.
     public mutating func remap(count: Int, mayMove: Bool) throws(MmapError) {
         try region.remap(count: count, mayMove: mayMove)
@@ -96,8 +98,10 @@ extension MutableMmap {
     ///   - fileDescriptor: A read-write descriptor of the mapped file.
     ///   - allocate: `true` (the default) for `fallocate`, `false` for `ftruncate`.
     ///   - mayMove: Whether the mapping may move to a new address; `true` by default.
-    /// - Throws: ``MmapError/Code/invalidArgument`` for a smaller count or an overflowing end;
-    ///   the kernel's error from `fstat`, `fallocate` (`ENOSPC`), `ftruncate` or `mremap`. When
+    /// - Throws: ``MmapError/Code/invalidArgument`` for a smaller count, an overflowing end, or
+    ///   anonymous memory (whose writes could never reach the file);
+    ///   ``MmapError/Code/noSpace`` when the file system is full; the kernel's error from
+    ///   `fstat`, `fallocate`, `ftruncate` or `mremap`. When
     ///   the file was extended but the remap failed, the file stays extended and the mapping
     ///   is unchanged.
     public mutating func grow(
