@@ -62,7 +62,8 @@ final class FaultFixture: @unchecked Sendable {
 }
 
 let faultScenarios: [FaultScenario] = [
-    FaultScenario("read-only file by path: advice, populate, lock, residency, remap, flush, unmap") { f throws(MmapError) in
+    FaultScenario("read-only file by path: advice, populate, lock, residency, remap, flush, unmap") {
+        f throws(MmapError) in
         var map = try Mmap(path: f.data, offset: 100, options: MmapOptions().advice(.sequential))
         try map.advise(.willNeed)
         try map.advise(.dontFork, range: 10..<(2 * f.page))
@@ -80,7 +81,8 @@ let faultScenarios: [FaultScenario] = [
         let mutable = try map.makeMutable()
         _ = try mutable.makeReadOnly().makeExecutable()
     },
-    FaultScenario("shared file by descriptor at an offset: write, destructive advice, grow, durable flush") { f throws(MmapError) in
+    FaultScenario("shared file by descriptor at an offset: write, destructive advice, grow, durable flush") {
+        f throws(MmapError) in
         try f.withDescriptor(f.data) { fd throws(MmapError) in
             var map = try MutableMmap(fileDescriptor: fd, offset: 100, count: 2 * f.page)
             try map.guardedStore(UInt64(7), toByteOffset: 8)
@@ -258,21 +260,36 @@ extension MmapKitTests {
         }
 
         static let policyRows: [PolicyRow] = [
-            PolicyRow(call: .madvise, errno: EFAULT, code: .fault) { f throws(MmapError) in try Mmap(path: f.data).populate() },
-            PolicyRow(call: .madvise, errno: EHWPOISON, code: .fault) { f throws(MmapError) in try Mmap(path: f.data).populate() },
+            PolicyRow(call: .madvise, errno: EFAULT, code: .fault) { f throws(MmapError) in
+                try Mmap(path: f.data).populate()
+            },
+            PolicyRow(call: .madvise, errno: EHWPOISON, code: .fault) { f throws(MmapError) in
+                try Mmap(path: f.data).populate()
+            },
             PolicyRow(call: .mremap, errno: EFAULT, code: .unsupported) { f throws(MmapError) in
                 var map = try MutableMmap(anonymous: f.page)
                 try map.remap(count: 2 * f.page, mayMove: true)
             },
-            PolicyRow(call: .mmap, errno: ENODEV, code: .notMappable) { f throws(MmapError) in _ = try Mmap(path: f.data) },
-            PolicyRow(call: .open, errno: ENXIO, code: .notMappable) { f throws(MmapError) in _ = try Mmap(path: f.data) },
-            PolicyRow(call: .mmap, errno: EOPNOTSUPP, code: .unsupported) { f throws(MmapError) in _ = try Mmap(path: f.data) },
+            PolicyRow(call: .mmap, errno: ENODEV, code: .notMappable) { f throws(MmapError) in
+                _ = try Mmap(path: f.data)
+            },
+            PolicyRow(call: .open, errno: ENXIO, code: .notMappable) { f throws(MmapError) in _ = try Mmap(path: f.data)
+            },
+            PolicyRow(call: .mmap, errno: EOPNOTSUPP, code: .unsupported) { f throws(MmapError) in
+                _ = try Mmap(path: f.data)
+            },
             PolicyRow(call: .madvise, errno: EINVAL, code: .unsupported) { f throws(MmapError) in
                 try Mmap(path: f.data).advise(.cold)
             },
-            PolicyRow(call: .mlock, errno: ENOMEM, code: .lockLimit) { f throws(MmapError) in try Mmap(path: f.data).lock() },
-            PolicyRow(call: .mlock, errno: EAGAIN, code: .lockLimit) { f throws(MmapError) in try Mmap(path: f.data).lock() },
-            PolicyRow(call: .mlock, errno: EPERM, code: .lockLimit) { f throws(MmapError) in try Mmap(path: f.data).lock() },
+            PolicyRow(call: .mlock, errno: ENOMEM, code: .lockLimit) { f throws(MmapError) in
+                try Mmap(path: f.data).lock()
+            },
+            PolicyRow(call: .mlock, errno: EAGAIN, code: .lockLimit) { f throws(MmapError) in
+                try Mmap(path: f.data).lock()
+            },
+            PolicyRow(call: .mlock, errno: EPERM, code: .lockLimit) { f throws(MmapError) in
+                try Mmap(path: f.data).lock()
+            },
             PolicyRow(call: .fallocate, errno: ENOSPC, code: .noSpace) { f throws(MmapError) in
                 try f.withDescriptor(f.data) { fd throws(MmapError) in
                     var map = try MutableMmap(fileDescriptor: fd)
@@ -284,18 +301,28 @@ extension MmapKitTests {
                     try MutableMmap(fileDescriptor: fd).flush(dataSyncing: fd)
                 }
             },
-            PolicyRow(call: .mmap, errno: EACCES, code: .permissionDenied) { f throws(MmapError) in _ = try Mmap(path: f.data) },
+            PolicyRow(call: .mmap, errno: EACCES, code: .permissionDenied) { f throws(MmapError) in
+                _ = try Mmap(path: f.data)
+            },
             PolicyRow(call: .mprotect, errno: EPERM, code: .permissionDenied) { f throws(MmapError) in
                 _ = try Mmap(path: f.data, sharing: .private).makeExecutable()
             },
-            PolicyRow(call: .open, errno: EROFS, code: .permissionDenied) { f throws(MmapError) in _ = try MutableMmap(path: f.data) },
-            PolicyRow(call: .mmap, errno: ETXTBSY, code: .permissionDenied) { f throws(MmapError) in _ = try Mmap(path: f.data) },
-            PolicyRow(call: .mmap, errno: ENOMEM, code: .outOfMemory) { f throws(MmapError) in _ = try MutableMmap(anonymous: f.page) },
+            PolicyRow(call: .open, errno: EROFS, code: .permissionDenied) { f throws(MmapError) in
+                _ = try MutableMmap(path: f.data)
+            },
+            PolicyRow(call: .mmap, errno: ETXTBSY, code: .permissionDenied) { f throws(MmapError) in
+                _ = try Mmap(path: f.data)
+            },
+            PolicyRow(call: .mmap, errno: ENOMEM, code: .outOfMemory) { f throws(MmapError) in
+                _ = try MutableMmap(anonymous: f.page)
+            },
             PolicyRow(call: .munmap, errno: ENOMEM, code: .outOfMemory) { f throws(MmapError) in
                 var map = try MutableMmap(anonymous: f.page)
                 try map.unmap()
             },
-            PolicyRow(call: .msync, errno: EIO, code: .system) { f throws(MmapError) in try MutableMmap(path: f.data).flush() },
+            PolicyRow(call: .msync, errno: EIO, code: .system) { f throws(MmapError) in
+                try MutableMmap(path: f.data).flush()
+            },
         ]
 
         @Test(arguments: policyRows)

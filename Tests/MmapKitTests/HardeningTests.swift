@@ -165,7 +165,7 @@ extension MmapKitTests {
         @Test func aCommitOfASocketIsRefusedBeforeAnyPageIsTouched() throws {
             var pair: [CInt] = [0, 0]
             #expect(unsafe socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue), 0, &pair) == 0)
-            defer { pair.forEach { close($0) } }
+            defer { for fd in pair { close(fd) } }
             try expectNoLeaks { () throws(MmapError) in
                 var reservation = try MmapReservation(count: 8 * page)
                 let whole = reservation.baseAddress..<(reservation.baseAddress + UInt(8 * page))

@@ -54,6 +54,7 @@ public enum _MmapFaultInjection {
             }
         }
 
+        /// The system call's name, e.g. `"mmap(MAP_FIXED)"`.
         public var description: String {
             switch self {
             case .mmap: "mmap"

@@ -62,8 +62,7 @@ extension Region {
         return first < end ? first..<end : nil
     }
 
-    private func adviseInside(_ advice: CInt, _ name: String, range: Range<Int>, reach: AdviceReach) throws(MmapError)
-    {
+    private func adviseInside(_ advice: CInt, _ name: String, range: Range<Int>, reach: AdviceReach) throws(MmapError) {
         guard let base = unsafe base, let pages = pagesInside(range, reach: reach) else { return }
         try unsafe madvise(base + pages.lowerBound, pages.count, advice, name, range)
     }
@@ -98,7 +97,11 @@ extension Region {
 
     /// The address of the first page of `[address, address + length)` that `advice` (a populate)
     /// fails on, by bisection: O(log pages) further calls, each on a prefix.
-    private func firstFaultingPage(_ address: UnsafeMutableRawPointer, _ length: Int, _ advice: CInt)
+    private func firstFaultingPage(
+        _ address: UnsafeMutableRawPointer,
+        _ length: Int,
+        _ advice: CInt
+    )
         -> UnsafeMutableRawPointer
     {
         let page = systemPageSize
