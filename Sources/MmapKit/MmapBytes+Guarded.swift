@@ -42,7 +42,9 @@ extension MmapBytes where Self: ~Copyable {
     ///   - offset: The first byte to copy.
     ///   - destination: Where the bytes go; its byte count says how many.
     /// - Throws: ``MmapError/Code/outOfBounds`` (nothing is copied) or
-    ///   ``MmapError/Code/fault``; after a fault `destination` holds a prefix of the bytes.
+    ///   ``MmapError/Code/fault``, whose ``MmapError/faultOffset`` is the first byte of the
+    ///   range in the page that faulted; after a fault the contents of `destination` are
+    ///   unspecified (`memcpy` does not copy in order).
     @inlinable
     public func guardedCopyBytes(fromByteOffset offset: Int, into destination: inout MutableRawSpan) throws(MmapError) {
         try unsafe withUnsafeBytes { (buffer) throws(MmapError) in
@@ -103,7 +105,8 @@ extension MutableMmapBytes where Self: ~Copyable {
     ///   - source: The bytes to write.
     ///   - offset: Where the first byte goes.
     /// - Throws: ``MmapError/Code/outOfBounds`` (nothing is written) or
-    ///   ``MmapError/Code/fault``; after a fault a prefix of `source` may have been written.
+    ///   ``MmapError/Code/fault``; after a fault any of the bytes of `source` before
+    ///   ``MmapError/faultOffset``'s page may have been written, in no particular order.
     @inlinable
     public mutating func guardedStoreBytes(_ source: RawSpan, toByteOffset offset: Int) throws(MmapError) {
         try unsafe withUnsafeMutableBytes { (buffer) throws(MmapError) in
@@ -128,7 +131,7 @@ internal func _guardedLoad(
     guard size > 0 else { return }  // a zero-sized value reads nothing (the buffer may be empty)
     var fault: UnsafeMutableRawPointer? = nil
     let source = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
-    try unsafe checkGuard(CMmapShim_guardedLoad(source, size, out, &fault), fault, buffer.baseAddress)
+    try unsafe checkGuard(CMmapShim_guardedLoad(source, size, out, &fault), fault, buffer.baseAddress, from: offset)
 }
 
 /// Copies `target.count` bytes from `offset` of `buffer` into `target`, guarded.
@@ -144,7 +147,7 @@ internal func _guardedCopy(
     var fault: UnsafeMutableRawPointer? = nil
     let source = unsafe buffer.baseAddress.unsafelyUnwrapped + offset
     let error = unsafe CMmapShim_guardedCopy(target.baseAddress, source, length, source, length, &fault)
-    try unsafe checkGuard(error, fault, buffer.baseAddress)
+    try unsafe checkGuard(error, fault, buffer.baseAddress, from: offset)
 }
 
 /// The bytes of `range` of `buffer` as an array, guarded.
@@ -172,7 +175,12 @@ internal func _guardedPrefault(_ buffer: UnsafeRawBufferPointer, _ range: Range<
     guard !range.isEmpty else { return }
     var fault: UnsafeMutableRawPointer? = nil
     let start = unsafe buffer.baseAddress.unsafelyUnwrapped + range.lowerBound
-    try unsafe checkGuard(CMmapShim_guardedPrefault(start, range.count, &fault), fault, buffer.baseAddress)
+    try unsafe checkGuard(
+        CMmapShim_guardedPrefault(start, range.count, &fault),
+        fault,
+        buffer.baseAddress,
+        from: range.lowerBound
+    )
 }
 
 /// Stores `bytes` at `offset` of `buffer`, guarded (one access for aligned 1, 2, 4, 8 bytes).
@@ -191,7 +199,7 @@ internal func _guardedStore(
         length <= 8
         ? unsafe CMmapShim_guardedStore(destination, length, bytes.baseAddress, &fault)
         : unsafe CMmapShim_guardedCopy(destination, bytes.baseAddress, length, destination, length, &fault)
-    try unsafe checkGuard(error, fault, UnsafeRawPointer(buffer.baseAddress))
+    try unsafe checkGuard(error, fault, UnsafeRawPointer(buffer.baseAddress), from: offset)
 }
 
 /// Bounds of a guarded access, checked on integers before any pointer arithmetic.
@@ -201,22 +209,29 @@ private func checkBounds(_ offset: Int, _ length: Int, _ count: Int) throws(Mmap
     }
 }
 
-/// Turns the shim's result into an error carrying the faulting offset.
+/// Turns the shim's result into an error carrying the faulting offset: the first byte of the
+/// access in the page that faulted (`memcpy` may touch a later byte of that page first, or even
+/// a later page: glibc copies 8 to 16 bytes by loading the last 8 first).
 private func checkGuard(
     _ error: CInt,
     _ fault: UnsafeMutableRawPointer?,
-    _ start: UnsafeRawPointer?
+    _ start: UnsafeRawPointer?,
+    from accessOffset: Int
 ) throws(MmapError) {
     guard error != 0 else { return }
     guard error == EFAULT, let fault = unsafe fault, let start = unsafe start else {
         throw .system(.access, errno: error, "cannot install the SIGBUS handler")
     }
-    let offset = unsafe UnsafeRawPointer(fault) - start
+    let faultAddress = UInt(bitPattern: fault)
+    let page = UInt(systemPageSize)
+    let pageStart = faultAddress & ~(page - 1)
+    let offset = max(accessOffset, Int(bitPattern: pageStart &- UInt(bitPattern: start)))
     var failure = MmapError(
         .access,
         .fault,
         errno: EFAULT,
-        "the page at offset \(offset) is no longer backed by the file (SIGBUS: truncated, I/O error or disk full)"
+        "the page holding offset \(offset) is no longer backed by the file (SIGBUS: truncated, I/O error or disk "
+            + "full)"
     )
     failure.faultOffset = offset
     throw failure

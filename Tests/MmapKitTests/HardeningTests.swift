@@ -456,6 +456,42 @@ extension MmapKitTests {
             expectMmapError(.notMappable, errno: ENXIO) { () throws(MmapError) in _ = try Mmap(path: path) }
         }
 
+        // MARK: Found by the model: destructive advice over locked pages, fault offsets
+
+        @Test(.disabled(if: runningUnderSanitizer, "sanitizers make mlock(2) a no-op"))
+        func destructiveAdviceOverLockedPagesIsRefusedBeforeAnyPageIsDropped() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: 3 * page)
+                unsafe map.withUnsafeMutableBytes { bytes in
+                    for i in 0..<bytes.count { unsafe bytes[i] = 1 }
+                }
+                try map.lock(range: page..<(2 * page))
+                for advice in [MmapDestructiveAdvice.dontNeed, .free] where advice.isSupported {
+                    let error = expectMmapError(.invalidArgument, errno: EINVAL) { () throws(MmapError) in
+                        try map.advise(advice)
+                    }
+                    #expect(error?.message.contains("locked") == true)
+                    #expect(array(map.bytes).allSatisfy { $0 == 1 }, "a page before the locked one was dropped")
+                }
+                try map.unlock()
+                try map.advise(.dontNeed)
+                #expect(array(map.bytes).allSatisfy { $0 == 0 })
+            }
+        }
+
+        @Test(.disabled(if: runningUnderThreadSanitizer, "TSan cannot recover from SIGBUS"))
+        func aGuardedCopyReportsTheFirstByteOfTheFaultingPage() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                let map = try truncatedFileMapping(in: directory, by: truncateThroughAnotherDescriptor)
+                // glibc's memcpy of 8 to 16 bytes loads the last 8 first.
+                for range in [(8 * page)..<(8 * page + 12), (5 * page - 4)..<(5 * page + 8)] {
+                    let error = expectMmapError(.fault) { () throws(MmapError) in _ = try map.guardedBytes(range) }
+                    let expected = max(range.lowerBound, (range.upperBound - 1) / page * page)
+                    #expect(error?.faultOffset == expected, "\(range)")
+                }
+            }
+        }
+
         // MARK: 14. A full disk
 
         @Test(.enabled(if: canMount, "needs root to mount a tmpfs"))

@@ -64,8 +64,43 @@ extension Region {
 
     private func adviseInside(_ advice: CInt, _ name: String, range: Range<Int>, reach: AdviceReach) throws(MmapError) {
         guard let base = unsafe base, let pages = pagesInside(range, reach: reach) else { return }
+        if Region.refusesLockedPages(advice) {
+            try unsafe checkNotLocked(base + pages.lowerBound, pages.count, name, range)
+        }
         try unsafe madvise(base + pages.lowerBound, pages.count, advice, name, range)
     }
+
+    /// Whether the kernel refuses `advice` on locked pages (`EINVAL`), and only after it has
+    /// already applied it to the kernel mappings before them: `MADV_DONTNEED`, `MADV_FREE` and
+    /// `MADV_REMOVE` are not failure-atomic.
+    private static func refusesLockedPages(_ advice: CInt) -> Bool {
+        advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE
+    }
+
+    /// Throws before any page is touched when pages of `[address, address + length)` are locked.
+    ///
+    /// `MADV_COLD` (Linux 5.4) refuses locked pages with `EINVAL` and otherwise only deactivates
+    /// pages, which changes no contents (and the caller is about to drop them anyway). Explicit
+    /// huge pages are refused by `MADV_COLD` too, so they are not probed.
+    private func checkNotLocked(
+        _ address: UnsafeMutableRawPointer,
+        _ length: Int,
+        _ name: String,
+        _ range: Range<Int>
+    ) throws(MmapError) {
+        guard options.hugePages?.explicitPageSize == nil, Region.coldIsSupported else { return }
+        guard unsafe system_madvise(address, length, MmapAdvice.cold.rawValue) == EINVAL else { return }
+        throw MmapError(
+            .advise,
+            .invalidArgument,
+            errno: EINVAL,
+            "cannot apply \(name) to bytes \(range): some of its pages are locked (mlock), and the kernel would "
+                + "drop the pages before them and then fail; unlock them first. Nothing was changed"
+        )
+    }
+
+    /// Whether this kernel knows `MADV_COLD`, asked once.
+    private static let coldIsSupported = probe(MmapAdvice.cold.rawValue, shared: false)
 
     /// `madvise(2)` of `[address, address + length)`, pages of the mapping for the user's
     /// `range`. A populate that meets a page the file no longer backs reports the first such
