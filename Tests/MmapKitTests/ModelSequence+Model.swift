@@ -267,7 +267,7 @@ func preadAll(_ fd: CInt) -> [UInt8] {
     return result
 }
 
-/// One line of /proc/self/maps.
+/// One line of /proc/self/maps: the range and the first three permission letters.
 struct MapsEntry {
     var start: UInt
     var end: UInt
@@ -287,16 +287,26 @@ func readProcMaps() -> [MapsEntry] {
         if n <= 0 { break }
         text += chunk[0..<n]
     }
+    text.append(0)
     var entries: [MapsEntry] = []
-    for line in text.split(separator: UInt8(ascii: "\n")) {
-        let fields = line.split(separator: UInt8(ascii: " "), maxSplits: 2)
-        guard fields.count >= 2 else { continue }
-        let bounds = fields[0].split(separator: UInt8(ascii: "-"))
-        guard bounds.count == 2,
-            let start = UInt(String(decoding: bounds[0], as: UTF8.self), radix: 16),
-            let end = UInt(String(decoding: bounds[1], as: UTF8.self), radix: 16)
-        else { continue }
-        entries.append(MapsEntry(start: start, end: end, permissions: String(decoding: fields[1], as: UTF8.self)))
+    // strtoul and memchr: a byte loop is too slow in debug builds for a check made this often.
+    unsafe text.withUnsafeMutableBufferPointer { buffer in
+        let base = unsafe UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+        let limit = unsafe base + (buffer.count - 1)
+        var line = unsafe base
+        while unsafe line < limit {
+            var cursor: UnsafeMutablePointer<CChar>? = nil
+            let start = unsafe strtoul(line, &cursor, 16)
+            let end = unsafe strtoul(cursor! + 1, &cursor, 16)
+            let letters = unsafe cursor! + 1
+            let permissions = unsafe String(
+                decoding: UnsafeRawBufferPointer(start: letters, count: 3),
+                as: UTF8.self
+            )
+            entries.append(MapsEntry(start: start, end: end, permissions: permissions))
+            guard let newline = unsafe memchr(letters, 0x0A, limit - letters) else { break }
+            unsafe line = newline.assumingMemoryBound(to: CChar.self) + 1
+        }
     }
     return entries
 }
@@ -351,6 +361,6 @@ func reservationMutableCount(_ reservation: inout MmapReservation, _ range: Rang
 func growableBase(_ growable: borrowing MmapGrowableFile) -> UInt { growable.baseAddress }
 func growableCount(_ growable: borrowing MmapGrowableFile) -> Int { growable.count }
 func startAddress<H: MmapBytes & ~Copyable>(_ handle: borrowing H) -> UInt {
-    unsafe handle.withUnsafeBytes { unsafe UInt(bitPattern: $0.baseAddress) }
+    unsafe handle.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
 }
 func handleCount<H: MmapBytes & ~Copyable>(_ handle: borrowing H) -> Int { handle.count }

@@ -261,7 +261,9 @@ final class ModelRunner {
 
     // MARK: - Checks after every step
 
-    func checkAll(fullMaps: Bool) throws {
+    /// The checks after a step: the files, the counter, the handles in `only` (all when nil), and
+    /// /proc/self/maps when `fullMaps` or the step changed the address space.
+    func checkAll(fullMaps: Bool, only: Set<Int>? = nil) throws {
         for (index, file) in files.enumerated() {
             let actual = preadAll(file.outside)
             if actual.count != file.bytes.count {
@@ -279,7 +281,7 @@ final class ModelRunner {
             throw ModelFailure("liveMappings is \(live), the model counts \(modelLiveMappings)")
         }
         for id in order {
-            guard let slot = slots[id] else { continue }
+            guard let slot = slots[id], only?.contains(id) ?? true else { continue }
             if slot.reserved != nil {
                 try checkReserved(slot)
                 continue
