@@ -260,7 +260,9 @@ func preadAll(_ fd: CInt) -> [UInt8] {
     var result = [UInt8](repeating: 0, count: size)
     var done = 0
     while done < size {
-        let n = unsafe result.withUnsafeMutableBytes { unsafe pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+        let n = unsafe result.withUnsafeMutableBytes {
+            unsafe pread(fd, $0.baseAddress! + done, size - done, off_t(done))
+        }
         precondition(n > 0, "pread failed")
         done += n
     }

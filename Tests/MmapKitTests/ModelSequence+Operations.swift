@@ -130,13 +130,31 @@ extension ModelRunner {
             if writable {
                 slot.mutableMap =
                     viaPath
-                    ? try MutableMmap(path: file.path, offset: Int64(offset), count: count, sharing: sharing, options: options)
-                    : try MutableMmap(fileDescriptor: fd, offset: Int64(offset), count: count, sharing: sharing, options: options)
+                    ? try MutableMmap(
+                        path: file.path,
+                        offset: Int64(offset),
+                        count: count,
+                        sharing: sharing,
+                        options: options
+                    )
+                    : try MutableMmap(
+                        fileDescriptor: fd,
+                        offset: Int64(offset),
+                        count: count,
+                        sharing: sharing,
+                        options: options
+                    )
             } else {
                 slot.map =
                     viaPath
                     ? try Mmap(path: file.path, offset: Int64(offset), count: count, sharing: sharing, options: options)
-                    : try Mmap(fileDescriptor: fd, offset: Int64(offset), count: count, sharing: sharing, options: options)
+                    : try Mmap(
+                        fileDescriptor: fd,
+                        offset: Int64(offset),
+                        count: count,
+                        sharing: sharing,
+                        options: options
+                    )
             }
         }
         guard ok else { return }
@@ -335,7 +353,9 @@ extension ModelRunner {
         let flushRange = range(op.x, op.y, in: count, outside: outside)
         let variant = slot.isView ? op.w % 2 : op.w % 4
         let prediction: Prediction = variant >= 2 && outside ? .failure(.outOfBounds) : .success
-        note("flush \(["all", "async", "range", "async range"][variant]) \(variant >= 2 ? "\(flushRange) " : "")of \(slot.name)")
+        note(
+            "flush \(["all", "async", "range", "async range"][variant]) \(variant >= 2 ? "\(flushRange) " : "")of \(slot.name)"
+        )
         _ = try judge("flush", prediction) { () throws(MmapError) in
             switch (variant, slot.map != nil, slot.mutableMap != nil, slot.view != nil) {
             case (0, true, _, _): try slot.map!.flush()
@@ -379,7 +399,9 @@ extension ModelRunner {
         }
         let (adviceRange, outside) = adviceRange(op, slot.window.count)
         note("advise \(advice) \(adviceRange.map { "\($0)" } ?? "all") of \(slot.name)")
-        let regionRange = adviceRange.map { ($0.lowerBound + slot.window.lowerBound)..<($0.upperBound + slot.window.lowerBound) }
+        let regionRange = adviceRange.map {
+            ($0.lowerBound + slot.window.lowerBound)..<($0.upperBound + slot.window.lowerBound)
+        }
         if !outside { markSplit(mapping, regionRange ?? slot.window) }
         _ = try judge("advise", outside ? .failure(.outOfBounds) : .either) { () throws(MmapError) in
             if slot.map != nil {
@@ -399,14 +421,17 @@ extension ModelRunner {
         let advice = MmapDestructiveAdvice.all[op.x % MmapDestructiveAdvice.all.count]
         let (adviceRange, outside) = adviceRange(op, slot.window.count)
         let window = slot.window
-        let userRange = adviceRange.map { ($0.lowerBound + window.lowerBound)..<($0.upperBound + window.lowerBound) } ?? window
+        let userRange =
+            adviceRange.map { ($0.lowerBound + window.lowerBound)..<($0.upperBound + window.lowerBound) } ?? window
         // The whole pages the library says it affects: inside the range, widened only at the
         // mapping's own ends.
         var first = 0
         var end = 0
         if !outside && !userRange.isEmpty && !mapping.isEmpty {
             first = userRange.lowerBound == 0 ? 0 : alignUp(mapping.slack + userRange.lowerBound)
-            end = userRange.upperBound == mapping.count ? mapping.mappedLength : alignDown(mapping.slack + userRange.upperBound)
+            end =
+                userRange.upperBound == mapping.count
+                ? mapping.mappedLength : alignDown(mapping.slack + userRange.upperBound)
         }
         let handleStart = mapping.slack + window.lowerBound
         let handleEnd = mapping.slack + window.upperBound
@@ -415,7 +440,9 @@ extension ModelRunner {
             return  // known defect: destructive advice widened past the handle zeroes file bytes outside it
         }
         if !outside && advice != .dontNeed && advice != .free { markSplit(mapping, userRange) }
-        note("advise \(advice) \(adviceRange.map { "\($0)" } ?? "all") of \(slot.name) (pages \(first / page)..<\(end / page))")
+        note(
+            "advise \(advice) \(adviceRange.map { "\($0)" } ?? "all") of \(slot.name) (pages \(first / page)..<\(end / page))"
+        )
         let ok = try judge("destructive advise", outside ? .failure(.outOfBounds) : .either) { () throws(MmapError) in
             if slot.mutableMap != nil {
                 try slot.mutableMap!.advise(advice, range: adviceRange)
@@ -716,9 +743,14 @@ extension ModelRunner {
         }
         let installed = newSlot(op.id)
         installed.reservation = slot.reservation.take()
-        installed.reserved = ReservationModel(pages: alignUp(count) / page, address: reservationBase(installed.reservation!))
+        installed.reserved = ReservationModel(
+            pages: alignUp(count) / page,
+            address: reservationBase(installed.reservation!)
+        )
         if reservationCount(installed.reservation!) != alignUp(count) {
-            throw ModelFailure("reservation count \(reservationCount(installed.reservation!)), expected \(alignUp(count))")
+            throw ModelFailure(
+                "reservation count \(reservationCount(installed.reservation!)), expected \(alignUp(count))"
+            )
         }
         checkMapsNow = true
     }

@@ -112,7 +112,14 @@ struct ModelGenerator {
         case .truncate: targets = []
         }
         guard !targets.isEmpty else {
-            return ModelOp(.mapFile, id: runner.nextId, x: random.raw(), y: random.raw(), z: random.raw(), w: random.raw())
+            return ModelOp(
+                .mapFile,
+                id: runner.nextId,
+                x: random.raw(),
+                y: random.raw(),
+                z: random.raw(),
+                w: random.raw()
+            )
         }
         let target = targets[random.below(targets.count)]
         return ModelOp(
