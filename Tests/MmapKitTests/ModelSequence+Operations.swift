@@ -607,6 +607,7 @@ extension ModelRunner {
             if end > files[fileIndex].bytes.count { resize(file: fileIndex, to: end) }
             guard ok else { return }
             if mapping.isEmpty {
+                mapping.descriptorWritable = true  // mapped afresh from the read-write descriptor
                 mapping.slack = mapping.fileOffset % page
                 mapping.count = count
                 mapping.pages = (0..<(alignUp(mapping.slack + count) / page)).map { mapping.freshPage(at: $0) }
