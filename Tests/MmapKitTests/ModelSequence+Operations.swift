@@ -1,0 +1,927 @@
+import Glibc
+import MmapKit
+
+// Each operation: resolve the raw step against the current state, predict the outcome, run it
+// through MmapKit, and update the model. A step whose handle is gone (after shrinking) is skipped.
+
+/// How the model judges an MmapError thrown by a step.
+enum Prediction {
+    /// The step must succeed.
+    case success
+    /// The step must fail with this code.
+    case failure(MmapError.Code)
+    /// The kernel may refuse (an advice it does not support for this mapping, a lock limit):
+    /// either outcome is fine, but an error must leave the state unchanged.
+    case either
+}
+
+extension ModelRunner {
+    /// Runs one step; throws a ModelFailure when MmapKit disagrees with the model.
+    func apply(_ op: ModelOp) throws {
+        lastNote = ""
+        noteEmitted = false
+        switch op.kind {
+        case .mapFile: try mapFile(op)
+        case .mapAnonymous: try mapAnonymous(op)
+        case .write: try write(op)
+        case .flush: try flush(op)
+        case .advise: try advise(op)
+        case .adviseDestructively: try adviseDestructively(op)
+        case .lock: try lock(op)
+        case .remap: try remap(op)
+        case .grow: try grow(op)
+        case .makeReadOnly, .makeMutable: try reprotect(op)
+        case .share: try share(op)
+        case .split: try split(op)
+        case .restrict: try restrict(op)
+        case .drop: try drop(op)
+        case .unmap: try unmap(op)
+        case .reserve: try reserve(op)
+        case .commit: try commit(op)
+        case .decommit: try decommit(op)
+        case .growable: try growable(op)
+        case .growableGrow: try growableGrow(op)
+        case .truncate: try truncate(op)
+        }
+        if tracing && !noteEmitted && !lastNote.isEmpty { emit?("\(step). \(lastNote)") }
+        if !ambiguous.isEmpty { try resolveAmbiguous() }
+    }
+
+    /// Judges the outcome of a library call against the prediction. Returns whether it succeeded.
+    func judge(_ what: String, _ prediction: Prediction, _ body: () throws(MmapError) -> Void) throws -> Bool {
+        if tracing {
+            emit?("\(step). \(lastNote)")
+            noteEmitted = true
+        }
+        do {
+            try body()
+        } catch {
+            switch prediction {
+            case .success:
+                throw ModelFailure("\(what) threw \(error.code): \(error)")
+            case .failure(let code):
+                if error.code != code { throw ModelFailure("\(what) threw \(error.code), expected \(code): \(error)") }
+            case .either:
+                break
+            }
+            if tracing { emit?("   -> threw \(error.code) (errno \(error.errno))") }
+            return false
+        }
+        if case .failure(let code) = prediction {
+            throw ModelFailure("\(what) succeeded, expected an error with code \(code)")
+        }
+        if tracing { emit?("   -> ok") }
+        return true
+    }
+
+    /// A range inside `0..<count` from two raw numbers; `outside` makes it end past `count`.
+    func range(_ low: Int, _ high: Int, in count: Int, outside: Bool = false) -> Range<Int> {
+        let a = low % (count + 1)
+        if outside { return a..<(count + 1 + high % 3) }
+        let b = a + high % (count - a + 1)
+        return a..<b
+    }
+
+    // MARK: - Mapping
+
+    func mapFile(_ op: ModelOp) throws {
+        let fileIndex = op.x % files.count
+        let file = files[fileIndex]
+        let size = file.bytes.count
+        let shared = op.w & 1 != 0
+        let writable = op.w & 2 != 0
+        let viaPath = op.w & 4 != 0
+        let readOnlyDescriptor = op.w & 8 != 0 && !viaPath
+        let populate = op.w & 16 != 0
+        let offset: Int
+        switch op.y % 5 {
+        case 0: offset = 0
+        case 1: offset = min(size, (op.y / 5 % 3) * page)
+        case 2: offset = (op.y / 5) % (size + 1)
+        case 3: offset = size
+        default: offset = size + 1 + (op.y / 5) % (2 * page)
+        }
+        let count: Int?
+        switch op.z % 5 {
+        case 0: count = nil
+        case 1: count = max(0, size - offset)
+        case 2: count = 1 + (op.z / 5) % (2 * page)
+        case 3: count = max(0, size - offset) + 1 + (op.z / 5) % (2 * page)
+        default: count = 0
+        }
+        let length = count ?? max(0, size - offset)
+        var prediction = Prediction.success
+        if count == nil && offset > size {
+            prediction = .failure(.outOfBounds)
+        } else if writable && shared && (readOnlyDescriptor) && length > 0 {
+            prediction = .failure(.permissionDenied)
+        }
+        note(
+            "map file\(fileIndex) (\(size) bytes) offset \(offset) count \(count.map(String.init) ?? "nil") "
+                + "\(shared ? "shared" : "private") \(writable ? "MutableMmap" : "Mmap")"
+                + "\(viaPath ? " by path" : readOnlyDescriptor ? " read-only fd" : " read-write fd")"
+                + "\(populate ? " populate" : "") as #\(op.id)"
+        )
+        let sharing: MmapSharing = shared ? .shared : .private
+        let options = MmapOptions().populate(populate)
+        let fd = readOnlyDescriptor ? file.readOnly : file.readWrite
+        let slot = Slot(id: op.id)
+        let ok = try judge("map", prediction) { () throws(MmapError) in
+            if writable {
+                slot.mutableMap =
+                    viaPath
+                    ? try MutableMmap(
+                        path: file.path,
+                        offset: Int64(offset),
+                        count: count,
+                        sharing: sharing,
+                        options: options
+                    )
+                    : try MutableMmap(
+                        fileDescriptor: fd,
+                        offset: Int64(offset),
+                        count: count,
+                        sharing: sharing,
+                        options: options
+                    )
+            } else {
+                slot.map =
+                    viaPath
+                    ? try Mmap(path: file.path, offset: Int64(offset), count: count, sharing: sharing, options: options)
+                    : try Mmap(
+                        fileDescriptor: fd,
+                        offset: Int64(offset),
+                        count: count,
+                        sharing: sharing,
+                        options: options
+                    )
+            }
+        }
+        guard ok else { return }
+        let slack = offset % page
+        let pages = length == 0 ? 0 : alignUp(slack + length) / page
+        let mapping = MappingModel(
+            pages: [],
+            slack: length == 0 ? 0 : slack,
+            count: length,
+            address: 0,
+            writable: writable,
+            descriptorWritable: shared ? (!viaPath && !readOnlyDescriptor) || writable : true,
+            file: fileIndex,
+            fileOffset: offset,
+            shared: shared
+        )
+        mapping.slack = slack
+        mapping.pages = (0..<pages).map { mapping.freshPage(at: $0) }
+        if length == 0 { mapping.slack = 0 }
+        try install(slot, mapping)
+    }
+
+    func install(_ slot: Slot, _ mapping: MappingModel) throws {
+        let installed = newSlot(slot.id)
+        installed.map = slot.map.take()
+        installed.mutableMap = slot.mutableMap.take()
+        installed.mapping = mapping
+        installed.window = 0..<mapping.count
+        if !mapping.isEmpty {
+            mapping.address = try addressOf(installed) - UInt(mapping.slack)
+        }
+        checkMapsNow = true
+    }
+
+    func mapAnonymous(_ op: ModelOp) throws {
+        let shared = op.w & 1 != 0
+        let count = op.x % 8 == 0 ? 0 : 1 + op.x / 8 % (4 * page)
+        note("map \(count) bytes of \(shared ? "shared" : "private") anonymous memory as #\(op.id)")
+        let slot = Slot(id: op.id)
+        _ = try judge("map anonymous", .success) { () throws(MmapError) in
+            slot.mutableMap = try MutableMmap(anonymous: count, sharing: shared ? .shared : .private)
+        }
+        let mapping = MappingModel(
+            pages: [],
+            slack: 0,
+            count: count,
+            address: 0,
+            writable: true,
+            descriptorWritable: true,
+            file: nil,
+            fileOffset: 0,
+            shared: shared
+        )
+        mapping.pages = (0..<(alignUp(count) / page)).map { mapping.freshPage(at: $0) }
+        try install(slot, mapping)
+    }
+
+    // MARK: - Writing
+
+    /// Region pages `[start, end)` of `pages`: how far a write from `start` may go without
+    /// touching a page past the end of the file or the tail of the file's last page.
+    func writableEnd(_ pages: [PageModel], from start: Int, to end: Int) -> (end: Int, faultAt: Int?) {
+        var position = start
+        while position < end {
+            let index = position / page
+            let pageEnd = min(end, (index + 1) * page)
+            switch expectation(pages[index]) {
+            case .fault:
+                return (position, position)
+            case .inaccessible:
+                return (position, nil)
+            case .known, .unknown:
+                if case .file(let file, let offset, shared: true) = pages[index].kind {
+                    let fileEnd = index * page + (files[file].bytes.count - offset)
+                    if fileEnd < pageEnd { return (max(position, fileEnd), nil) }
+                }
+                position = pageEnd
+            }
+        }
+        return (end, nil)
+    }
+
+    /// Applies a successful write of `data` at region offset `start` to the model; pages whose
+    /// contents were unknown are read back through `readPage` and adopted.
+    func applyWrite(
+        _ pages: inout [PageModel],
+        at start: Int,
+        _ data: [UInt8],
+        readPage: (Int) -> Result<[UInt8], ModelFailure>
+    ) throws {
+        var position = start
+        let end = start + data.count
+        while position < end {
+            let index = position / page
+            let pageEnd = min(end, (index + 1) * page)
+            let chunk = data[(position - start)..<(pageEnd - start)]
+            switch pages[index].kind {
+            case .file(let file, let offset, shared: true):
+                let fileOffset = offset + position - index * page
+                files[file].bytes.replaceSubrange(fileOffset..<(fileOffset + chunk.count), with: chunk)
+            case .none:
+                throw ModelFailure("model: write to an uncommitted page")
+            default:
+                if pages[index].content != nil {
+                    pages[index].content!.replaceSubrange(
+                        (position - index * page)..<(pageEnd - index * page),
+                        with: chunk
+                    )
+                } else {
+                    switch readPage(index) {
+                    case .success(let bytes):
+                        let written = bytes[(position - index * page)..<(pageEnd - index * page)]
+                        if Array(written) != Array(chunk) {
+                            throw ModelFailure("page \(index) does not read back the bytes just written")
+                        }
+                        pages[index].content = bytes
+                    case .failure(let failure):
+                        throw ModelFailure("page \(index) written but not readable: \(failure)")
+                    }
+                }
+            }
+            position = pageEnd
+        }
+    }
+
+    func write(_ op: ModelOp) throws {
+        guard let slot = slots[op.id] else { return }
+        if let model = slot.reserved {
+            try writeReserved(slot, model, op)
+            return
+        }
+        guard slot.isWritable, let mapping = slot.mapping, !slot.window.isEmpty else { return }
+        let window = slot.window
+        var handleRange = range(op.x, op.y % (2 * page), in: window.count)
+        let regionStart = mapping.slack + window.lowerBound
+        let (end, faultAt) = writableEnd(
+            mapping.pages,
+            from: regionStart + handleRange.lowerBound,
+            to: regionStart + handleRange.upperBound
+        )
+        var expectFault = false
+        if let faultAt, faultAt == regionStart + handleRange.lowerBound, op.w & 1 != 0 {
+            expectFault = true  // a write that starts in a page past the end of the file
+            handleRange = handleRange.lowerBound..<min(handleRange.upperBound, alignUp(faultAt + 1) - regionStart)
+        } else {
+            handleRange = handleRange.lowerBound..<(end - regionStart)
+        }
+        guard !handleRange.isEmpty else { return }
+        let data = writeBytes(handleRange.count, seed: op.z)
+        note("write \(data.count) bytes at \(handleRange.lowerBound) of \(slot.name)\(expectFault ? " (faults)" : "")")
+        let prediction: Prediction = expectFault ? .failure(.fault) : .success
+        let ok = try judge("guarded write", prediction) { () throws(MmapError) in
+            if slot.mutableMap != nil {
+                try unsafe slot.mutableMap!.guardedStoreBytes(data.span.bytes, toByteOffset: handleRange.lowerBound)
+            } else {
+                try unsafe slot.mutableView!.guardedStoreBytes(data.span.bytes, toByteOffset: handleRange.lowerBound)
+            }
+        }
+        guard ok else { return }
+        let address = mapping.address
+        try applyWrite(&mapping.pages, at: regionStart + handleRange.lowerBound, data) { index in
+            shimGuardedRead(address + UInt(index * page), page)
+        }
+    }
+
+    func writeReserved(_ slot: Slot, _ model: ReservationModel, _ op: ModelOp) throws {
+        let limit = model.growableFile != nil ? model.growableCount : model.count
+        guard limit > 0 else { return }
+        let wanted = range(op.x, op.y % (2 * page), in: limit)
+        let (end, _) = writableEnd(model.pages, from: wanted.lowerBound, to: wanted.upperBound)
+        let target = wanted.lowerBound..<end
+        guard !target.isEmpty else { return }
+        let data = writeBytes(target.count, seed: op.z)
+        note("write \(data.count) bytes at \(target.lowerBound) of \(slot.name)")
+        if slot.reservation != nil {
+            // The span API must agree that the range is committed.
+            _ = try judge("mutableBytes(in:)", .success) { () throws(MmapError) in
+                _ = try reservationMutableCount(&slot.reservation!, target)
+            }
+        }
+        if let failure = shimGuardedWrite(model.address + UInt(target.lowerBound), data) {
+            throw ModelFailure("\(slot.name): write of \(target) failed: \(failure)")
+        }
+        let address = model.address
+        try applyWrite(&model.pages, at: target.lowerBound, data) { index in
+            shimGuardedRead(address + UInt(index * page), page)
+        }
+    }
+
+    // MARK: - Flushing, advice, locking
+
+    func flush(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.mapping != nil else { return }
+        let count = slot.window.count
+        let outside = op.v % 8 == 7
+        let flushRange = range(op.x, op.y, in: count, outside: outside)
+        let variant = slot.isView ? op.w % 2 : op.w % 4
+        let prediction: Prediction = variant >= 2 && outside ? .failure(.outOfBounds) : .success
+        note(
+            "flush \(["all", "async", "range", "async range"][variant]) \(variant >= 2 ? "\(flushRange) " : "")of \(slot.name)"
+        )
+        _ = try judge("flush", prediction) { () throws(MmapError) in
+            switch (variant, slot.map != nil, slot.mutableMap != nil, slot.view != nil) {
+            case (0, true, _, _): try slot.map!.flush()
+            case (1, true, _, _): try slot.map!.flushAsync()
+            case (2, true, _, _): try slot.map!.flush(range: flushRange)
+            case (3, true, _, _): try slot.map!.flushAsync(range: flushRange)
+            case (0, _, true, _): try slot.mutableMap!.flush()
+            case (1, _, true, _): try slot.mutableMap!.flushAsync()
+            case (2, _, true, _): try slot.mutableMap!.flush(range: flushRange)
+            case (3, _, true, _): try slot.mutableMap!.flushAsync(range: flushRange)
+            case (0, _, _, true): try slot.view!.flush()
+            case (_, _, _, true): try slot.view!.flushAsync()
+            case (0, _, _, _): try slot.mutableView!.flush()
+            default: try slot.mutableView!.flushAsync()
+            }
+        }
+    }
+
+    /// The advice range of a step in the handle's coordinates (nil: all), and whether it lies
+    /// outside the handle.
+    func adviceRange(_ op: ModelOp, _ count: Int) -> (Range<Int>?, Bool) {
+        if op.w & 1 != 0 { return (nil, false) }
+        let outside = op.w & 2 != 0 && op.v % 4 == 3
+        return (range(op.y, op.z, in: count, outside: outside), outside)
+    }
+
+    /// Marks the mapping as partly advised or locked when `range` (user offsets) does not cover
+    /// all of its pages.
+    func markSplit(_ mapping: MappingModel, _ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        let first = alignDown(mapping.slack + range.lowerBound)
+        let end = alignUp(mapping.slack + range.upperBound)
+        if first != 0 || end != mapping.mappedLength { mapping.split = true }
+    }
+
+    func advise(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], let mapping = slot.mapping else { return }
+        let advice = MmapAdvice.all[op.x % MmapAdvice.all.count]
+        if knownDefectWorkarounds && slot.isView && (advice == .dontFork || advice == .doFork) {
+            return  // known defect: dontFork on a view affects the neighbour's page
+        }
+        let (adviceRange, outside) = adviceRange(op, slot.window.count)
+        note("advise \(advice) \(adviceRange.map { "\($0)" } ?? "all") of \(slot.name)")
+        let regionRange = adviceRange.map {
+            ($0.lowerBound + slot.window.lowerBound)..<($0.upperBound + slot.window.lowerBound)
+        }
+        if !outside { markSplit(mapping, regionRange ?? slot.window) }
+        _ = try judge("advise", outside ? .failure(.outOfBounds) : .either) { () throws(MmapError) in
+            if slot.map != nil {
+                try slot.map!.advise(advice, range: adviceRange)
+            } else if slot.mutableMap != nil {
+                try slot.mutableMap!.advise(advice, range: adviceRange)
+            } else if slot.view != nil {
+                try slot.view!.advise(advice, range: adviceRange)
+            } else {
+                try slot.mutableView!.advise(advice, range: adviceRange)
+            }
+        }
+    }
+
+    func adviseDestructively(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.isWritable, let mapping = slot.mapping else { return }
+        let advice = MmapDestructiveAdvice.all[op.x % MmapDestructiveAdvice.all.count]
+        let (adviceRange, outside) = adviceRange(op, slot.window.count)
+        let window = slot.window
+        let userRange =
+            adviceRange.map { ($0.lowerBound + window.lowerBound)..<($0.upperBound + window.lowerBound) } ?? window
+        // The whole pages the library says it affects: inside the range, widened only at the
+        // mapping's own ends.
+        var first = 0
+        var end = 0
+        if !outside && !userRange.isEmpty && !mapping.isEmpty {
+            first = userRange.lowerBound == 0 ? 0 : alignUp(mapping.slack + userRange.lowerBound)
+            end =
+                userRange.upperBound == mapping.count
+                ? mapping.mappedLength : alignDown(mapping.slack + userRange.upperBound)
+        }
+        let handleStart = mapping.slack + window.lowerBound
+        let handleEnd = mapping.slack + window.upperBound
+        let sharedFile = mapping.shared && mapping.file != nil
+        if knownDefectWorkarounds && sharedFile && first < end && (first < handleStart || end > handleEnd) {
+            return  // known defect: destructive advice widened past the handle zeroes file bytes outside it
+        }
+        if !outside && advice != .dontNeed && advice != .free { markSplit(mapping, userRange) }
+        note(
+            "advise \(advice) \(adviceRange.map { "\($0)" } ?? "all") of \(slot.name) (pages \(first / page)..<\(end / page))"
+        )
+        let ok = try judge("destructive advise", outside ? .failure(.outOfBounds) : .either) { () throws(MmapError) in
+            if slot.mutableMap != nil {
+                try slot.mutableMap!.advise(advice, range: adviceRange)
+            } else {
+                try slot.mutableView!.advise(advice, range: adviceRange)
+            }
+        }
+        guard first < end else { return }
+        if !ok {
+            // Found by this test: madvise works VMA by VMA, so an advice that fails on a later
+            // VMA (MADV_DONTNEED on a locked page: EINVAL, reported as "unsupported") has
+            // already destroyed the earlier pages. Until the library refuses up front, the
+            // pages it covered are unknown after an error.
+            guard knownDefectWorkarounds else { return }
+            for index in (first / page)..<(end / page) {
+                switch mapping.pages[index].kind {
+                case .anonymous(let shared):
+                    if !shared || advice == .remove { mapping.pages[index].content = nil }
+                case .file(_, _, shared: false):
+                    mapping.pages[index].content = nil
+                default:
+                    break
+                }
+            }
+            return
+        }
+        for index in (first / page)..<(end / page) {
+            switch mapping.pages[index].kind {
+            case .anonymous(let shared):
+                if advice == .dontNeed && !shared || advice == .remove {
+                    mapping.pages[index].content = [UInt8](repeating: 0, count: page)
+                } else if advice == .free {
+                    mapping.pages[index].content = nil
+                }
+            case .file(let file, let offset, let shared):
+                if !shared {
+                    if advice == .dontNeed || advice == .remove || advice == .free {
+                        mapping.pages[index].content = nil
+                    }
+                } else if advice == .remove {
+                    // A hole: zeros in the file, but only the handle's own bytes must change.
+                    let size = files[file].bytes.count
+                    let pageStart = index * page
+                    let inside = max(pageStart, handleStart)..<min(pageStart + page, handleEnd)
+                    guard !inside.isEmpty else { continue }
+                    let fileStart = offset + inside.lowerBound - pageStart
+                    let fileEnd = min(size, offset + inside.upperBound - pageStart)
+                    guard fileStart < fileEnd else { continue }
+                    let fileRange = fileStart..<fileEnd
+                    if inside.count == page {
+                        files[file].bytes.replaceSubrange(fileRange, with: repeatElement(0, count: fileRange.count))
+                    } else {
+                        ambiguous.append((file, fileRange, Array(files[file].bytes[fileRange])))
+                    }
+                }
+            case .none:
+                break
+            }
+        }
+    }
+
+    func lock(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.isDirect, let mapping = slot.mapping else { return }
+        let unlock = op.x & 1 != 0
+        let (lockRange, outside) = adviceRange(op, mapping.count)
+        note("\(unlock ? "unlock" : "lock") \(lockRange.map { "\($0)" } ?? "all") of \(slot.name)")
+        if !outside { markSplit(mapping, lockRange ?? 0..<mapping.count) }
+        _ = try judge(unlock ? "unlock" : "lock", outside ? .failure(.outOfBounds) : .either) { () throws(MmapError) in
+            switch (slot.map != nil, unlock) {
+            case (true, false): try slot.map!.lock(range: lockRange)
+            case (true, true): try slot.map!.unlock(range: lockRange)
+            case (false, false): try slot.mutableMap!.lock(range: lockRange)
+            case (false, true): try slot.mutableMap!.unlock(range: lockRange)
+            }
+        }
+    }
+
+    // MARK: - Resizing
+
+    /// The model's side of a successful resize to `count` (the handle already moved or not).
+    func resized(_ slot: Slot, _ mapping: MappingModel, to count: Int) throws {
+        let pages = alignUp(mapping.slack + count) / page
+        if pages < mapping.pages.count {
+            let released = mapping.pages.count - pages
+            mapping.pages.removeLast(released)
+        } else {
+            for index in mapping.pages.count..<pages { mapping.pages.append(mapping.freshPage(at: index)) }
+        }
+        mapping.count = count
+        slot.window = 0..<count
+        mapping.address = try addressOf(slot) - UInt(mapping.slack)
+        checkMapsNow = true
+    }
+
+    func newCount(_ raw: Int, _ count: Int) -> Int {
+        switch raw % 4 {
+        case 0: return 0
+        case 1: return 1 + raw / 4 % max(1, count)
+        case 2: return count + 1 + raw / 4 % (3 * page)
+        default: return max(1, alignUp(count) - raw / 4 % page)
+        }
+    }
+
+    func remap(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.isDirect, let mapping = slot.mapping else { return }
+        let count = newCount(op.x, mapping.count)
+        let mayMove = op.w & 1 != 0
+        let grows = alignUp(mapping.slack + count) > mapping.mappedLength
+        if knownDefectWorkarounds && mapping.split { return }  // known defect: mremap EFAULT trap
+        if knownDefectWorkarounds && grows && mapping.file == nil && mapping.shared { return }  // known: SIGBUS
+        var prediction = Prediction.success
+        if count <= 0 || mapping.isEmpty {
+            prediction = .failure(.invalidArgument)
+        } else if grows && !mayMove {
+            prediction = .either  // the pages after it may be in use (outOfMemory)
+        }
+        note("remap \(slot.name) from \(mapping.count) to \(count) bytes\(mayMove ? ", may move" : "")")
+        let ok = try judge("remap", prediction) { () throws(MmapError) in
+            if slot.map != nil {
+                try slot.map!.remap(count: count, mayMove: mayMove)
+            } else {
+                try slot.mutableMap!.remap(count: count, mayMove: mayMove)
+            }
+        }
+        if ok { try resized(slot, mapping, to: count) }
+    }
+
+    func grow(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.mutableMap != nil, let mapping = slot.mapping else { return }
+        if knownDefectWorkarounds && mapping.file == nil { return }  // known defect: grow of anonymous memory
+        if knownDefectWorkarounds && mapping.split { return }  // known defect: mremap EFAULT trap
+        let count = op.x % 4 == 0 ? max(0, mapping.count - 1 - op.x / 4 % page) : newCount(op.x | 2, mapping.count)
+        if knownDefectWorkarounds && mapping.isEmpty && count == 0 { return }  // found: mmap of 0 bytes, EINVAL
+        let allocate = op.w & 1 != 0
+        let mayMove = op.w & 2 != 0
+        let fileIndex = mapping.file ?? op.v % files.count
+        let fd = files[fileIndex].readWrite
+        let end = mapping.fileOffset + count
+        var prediction = Prediction.success
+        if mapping.file == nil {
+            prediction = .either  // must not silently keep anonymous memory; checked below
+        } else if count < mapping.count {
+            prediction = .failure(.invalidArgument)
+        } else if !mayMove && !mapping.isEmpty && alignUp(mapping.slack + count) > mapping.mappedLength {
+            prediction = .either
+        }
+        note(
+            "grow \(slot.name) from \(mapping.count) to \(count) bytes with file\(fileIndex)"
+                + "\(allocate ? " (fallocate)" : " (ftruncate)")\(mayMove ? ", may move" : "")"
+        )
+        let ok = try judge("grow", prediction) { () throws(MmapError) in
+            try slot.mutableMap!.grow(to: count, fileDescriptor: fd, allocate: allocate, mayMove: mayMove)
+        }
+        if mapping.file == nil {
+            if ok { throw ModelFailure("grow(to:fileDescriptor:) of anonymous memory succeeded") }
+            let actual = preadAll(files[fileIndex].outside).count
+            if actual != files[fileIndex].bytes.count { resize(file: fileIndex, to: actual) }
+            return
+        }
+        guard case .failure = prediction else {
+            // The file grows before the mapping does, even when the remap then fails.
+            if end > files[fileIndex].bytes.count { resize(file: fileIndex, to: end) }
+            guard ok else { return }
+            if mapping.isEmpty {
+                mapping.descriptorWritable = true  // mapped afresh from the read-write descriptor
+                mapping.slack = mapping.fileOffset % page
+                mapping.count = count
+                mapping.pages = (0..<(alignUp(mapping.slack + count) / page)).map { mapping.freshPage(at: $0) }
+                slot.window = 0..<count
+                mapping.address = try addressOf(slot) - UInt(mapping.slack)
+                checkMapsNow = true
+            } else {
+                try resized(slot, mapping, to: count)
+            }
+            return
+        }
+    }
+
+    // MARK: - Ownership
+
+    func reprotect(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], let mapping = slot.mapping else { return }
+        if op.kind == .makeReadOnly {
+            guard slot.mutableMap != nil else { return }
+            note("makeReadOnly \(slot.name)")
+            let handle = slot.mutableMap.take()!
+            var ok = false
+            do {
+                slot.map = try handle.makeReadOnly()
+                ok = true
+            } catch {
+                throw ModelFailure("makeReadOnly threw \(error)")
+            }
+            if ok { mapping.writable = false }
+        } else {
+            guard slot.map != nil else { return }
+            let refused = mapping.shared && mapping.file != nil && !mapping.descriptorWritable && !mapping.isEmpty
+            note("makeMutable \(slot.name)\(refused ? " (refused: read-only descriptor)" : "")")
+            let handle = slot.map.take()!
+            do {
+                slot.mutableMap = try handle.makeMutable()
+                if refused { throw ModelFailure("makeMutable of a shared mapping of a read-only descriptor succeeded") }
+                mapping.writable = true
+            } catch let error as MmapError {
+                guard refused, error.code == .permissionDenied else { throw ModelFailure("makeMutable threw \(error)") }
+                // Documented: on failure the mapping is unmapped.
+                release(mapping)
+                remove(slot.id)
+            }
+        }
+    }
+
+    func share(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.isDirect else { return }
+        note("share \(slot.name)")
+        if slot.map != nil {
+            slot.view = slot.map.take()!.share()
+        } else {
+            slot.mutableView = slot.mutableMap.take()!.share()
+        }
+    }
+
+    func split(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.isView, let mapping = slot.mapping else { return }
+        let count = slot.window.count
+        let at = op.x % (count + 2)
+        let newId = op.y
+        guard slots[newId] == nil else { return }
+        note("split \(slot.name) at \(at) into #\(newId)")
+        let other = Slot(id: newId)
+        let ok = try judge("split", at > count ? .failure(.outOfBounds) : .success) { () throws(MmapError) in
+            if slot.view != nil {
+                other.view = try slot.view!.split(at: at)
+            } else {
+                other.mutableView = try slot.mutableView!.split(at: at)
+            }
+        }
+        guard ok else { return }
+        let installed = newSlot(newId)
+        installed.view = other.view.take()
+        installed.mutableView = other.mutableView.take()
+        installed.mapping = mapping
+        installed.window = (slot.window.lowerBound + at)..<slot.window.upperBound
+        slot.window = slot.window.lowerBound..<(slot.window.lowerBound + at)
+        mapping.holders += 1
+    }
+
+    func restrict(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.isView else { return }
+        let outside = op.v % 4 == 3
+        let subrange = range(op.x, op.y, in: slot.window.count, outside: outside)
+        note("restrict \(slot.name) to \(subrange)")
+        let ok = try judge("restrict", outside ? .failure(.outOfBounds) : .success) { () throws(MmapError) in
+            if slot.view != nil {
+                try slot.view!.restrict(to: subrange)
+            } else {
+                try slot.mutableView!.restrict(to: subrange)
+            }
+        }
+        if ok {
+            let base = slot.window.lowerBound
+            slot.window = (base + subrange.lowerBound)..<(base + subrange.upperBound)
+        }
+    }
+
+    func drop(_ op: ModelOp) throws {
+        guard let slot = slots[op.id] else { return }
+        note("drop \(slot.name)")
+        if let mapping = slot.mapping { release(mapping) }
+        if slot.reserved != nil { checkMapsNow = true }
+        if let model = slot.reserved {
+            released.append((model.address, model.count))
+        }
+        remove(slot.id)
+    }
+
+    /// Ends a direct handle with `unmap()`. When `unmap()` becomes `mutating`, this is the one line
+    /// to adapt: `try slot.mutableMap!.unmap()` (then `slot.mutableMap = nil` on success).
+    func unmapDirect(_ slot: Slot) throws(MmapError) {
+        if slot.map != nil { try slot.map.take()!.unmap() } else { try slot.mutableMap.take()!.unmap() }
+    }
+
+    func unmap(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.isDirect, let mapping = slot.mapping else { return }
+        note("unmap \(slot.name)")
+        _ = try judge("unmap", .success) { () throws(MmapError) in try unmapDirect(slot) }
+        release(mapping)
+        remove(slot.id)
+    }
+
+    // MARK: - Reservations and growable files
+
+    func reserve(_ op: ModelOp) throws {
+        let count = (op.x % 12 + 2) * page - (op.x / 12 % 2 == 1 ? page / 2 : 0)
+        note("reserve \(count) bytes as #\(op.id)")
+        let slot = Slot(id: op.id)
+        _ = try judge("reserve", .success) { () throws(MmapError) in
+            slot.reservation = try MmapReservation(count: count)
+        }
+        let installed = newSlot(op.id)
+        installed.reservation = slot.reservation.take()
+        installed.reserved = ReservationModel(
+            pages: alignUp(count) / page,
+            address: reservationBase(installed.reservation!)
+        )
+        if reservationCount(installed.reservation!) != alignUp(count) {
+            throw ModelFailure(
+                "reservation count \(reservationCount(installed.reservation!)), expected \(alignUp(count))"
+            )
+        }
+        checkMapsNow = true
+    }
+
+    /// A commit or decommit range: pages from raw numbers, perturbed into an invalid one by `perturb`.
+    func reservationRange(_ op: ModelOp, _ model: ReservationModel, perturb: Int) -> Range<Int> {
+        let pages = model.pages.count
+        let first = op.x % pages
+        let last = min(pages, first + 1 + op.y % 4)
+        switch perturb {
+        case 3: return (first * page + 1 + op.z % (page - 1))..<(last * page)
+        case 4: return (first * page)..<((pages + 1 + op.y % 2) * page)
+        case 5: return (first * page)..<(first * page)
+        default: return (first * page)..<(last * page)
+        }
+    }
+
+    func commit(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.reservation != nil, let model = slot.reserved else { return }
+        let source = op.w & 7
+        let perturb = (op.w >> 3) % 6
+        if knownDefectWorkarounds && source == 6 { return }  // known defect: a failed socket commit leaves a hole
+        let commitRange = reservationRange(op, model, perturb: perturb)
+        let fileIndex = op.v % files.count
+        let fileOffset = (op.z % 4) * page + (source == 7 ? 1 + op.z % 100 : 0)
+        var prediction = Prediction.success
+        let pages = (commitRange.lowerBound / page)..<(alignUp(commitRange.upperBound) / page)
+        if commitRange.upperBound > model.count {
+            prediction = .failure(.outOfBounds)
+        } else if perturb == 3 || perturb == 5 {
+            prediction = .failure(.invalidArgument)
+        } else if pages.contains(where: { model.pages[$0].kind != .none }) {
+            prediction = .failure(.invalidArgument)
+        } else if source == 7 {
+            prediction = .failure(.invalidArgument)
+        } else if source == 3 {
+            prediction = .failure(.permissionDenied)
+        } else if source == 5 || source == 6 {
+            prediction = .either  // must fail; checked below
+        }
+        let sourceName = [
+            "anonymous", "file\(fileIndex) shared", "file\(fileIndex) private", "file\(fileIndex) read-only shared",
+            "file\(fileIndex) read-only private", "a pipe", "a socket", "file\(fileIndex) unaligned offset",
+        ][source]
+        note("commit \(commitRange) of \(slot.name) to \(sourceName)\(source == 0 ? "" : " at \(fileOffset)")")
+        let ok = try judge("commit", prediction) { () throws(MmapError) in
+            switch source {
+            case 0:
+                try slot.reservation!.commit(commitRange)
+            case 5, 6:
+                let fd = source == 5 ? pipeFds.0 : socketFds.0
+                try slot.reservation!.commit(commitRange, fileDescriptor: fd, fileOffset: Int64(fileOffset))
+            default:
+                let readOnly = source == 3 || source == 4
+                let fd = readOnly ? files[fileIndex].readOnly : files[fileIndex].readWrite
+                let sharing: MmapSharing = source == 2 || source == 4 ? .private : .shared
+                try slot.reservation!.commit(
+                    commitRange,
+                    fileDescriptor: fd,
+                    fileOffset: Int64(fileOffset),
+                    sharing: sharing
+                )
+            }
+        }
+        checkMapsNow = true
+        if source == 5 || source == 6 {
+            if ok { throw ModelFailure("a commit of a \(source == 5 ? "pipe" : "socket") succeeded") }
+            return
+        }
+        guard ok else { return }
+        for index in pages {
+            let offsetInRange = index * page - commitRange.lowerBound
+            switch source {
+            case 0:
+                model.pages[index] = PageModel(
+                    kind: .anonymous(shared: false),
+                    content: [UInt8](repeating: 0, count: page)
+                )
+            default:
+                let shared = source == 1
+                model.pages[index] = PageModel(
+                    kind: .file(fileIndex, offset: fileOffset + offsetInRange, shared: shared),
+                    content: nil
+                )
+            }
+        }
+    }
+
+    func decommit(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.reservation != nil, let model = slot.reserved else { return }
+        let perturb = (op.w >> 3) % 6
+        let decommitRange = reservationRange(op, model, perturb: perturb)
+        let pages = (decommitRange.lowerBound / page)..<(alignUp(decommitRange.upperBound) / page)
+        var prediction = Prediction.success
+        if decommitRange.upperBound > model.count {
+            prediction = .failure(.outOfBounds)
+        } else if perturb == 3 || perturb == 5 || pages.contains(where: { model.pages[$0].kind == .none }) {
+            prediction = .failure(.invalidArgument)
+        }
+        note("decommit \(decommitRange) of \(slot.name)")
+        let ok = try judge("decommit", prediction) { () throws(MmapError) in
+            try slot.reservation!.decommit(decommitRange)
+        }
+        checkMapsNow = true
+        guard ok else { return }
+        for index in pages { model.pages[index] = PageModel(kind: .none, content: nil) }
+    }
+
+    func growable(_ op: ModelOp) throws {
+        let fileIndex = op.x % files.count
+        let size = files[fileIndex].bytes.count
+        let capacity = (op.y % 10 + 1) * page - (op.y / 10 % 3 == 1 ? page / 3 : 0)
+        note("MmapGrowableFile of file\(fileIndex) (\(size) bytes) capacity \(capacity) as #\(op.id)")
+        let slot = Slot(id: op.id)
+        let ok = try judge("growable", size > capacity ? .failure(.invalidArgument) : .success) {
+            () throws(MmapError) in
+            slot.growable = try MmapGrowableFile(fileDescriptor: files[fileIndex].readWrite, capacity: capacity)
+        }
+        guard ok else { return }
+        let installed = newSlot(op.id)
+        installed.growable = slot.growable.take()
+        let model = ReservationModel(pages: alignUp(capacity) / page, address: growableBase(installed.growable!))
+        model.growableFile = fileIndex
+        model.growableCount = size
+        for index in 0..<(alignUp(size) / page) {
+            model.pages[index] = PageModel(kind: .file(fileIndex, offset: index * page, shared: true), content: nil)
+        }
+        installed.reserved = model
+        checkMapsNow = true
+    }
+
+    func growableGrow(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.growable != nil, let model = slot.reserved,
+            let fileIndex = model.growableFile
+        else { return }
+        let current = model.growableCount
+        let count: Int
+        switch op.x % 6 {
+        case 0: count = current - 1 - op.x / 6 % page
+        case 1: count = model.count + 1
+        default: count = current + op.x / 6 % (2 * page + 1)
+        }
+        let allocate = op.w & 1 != 0
+        var prediction = Prediction.success
+        if count < current || count > model.count { prediction = .failure(.invalidArgument) }
+        note("grow \(slot.name) from \(current) to \(count)\(allocate ? " (fallocate)" : " (ftruncate)")")
+        let ok = try judge("growable grow", prediction) { () throws(MmapError) in
+            try slot.growable!.grow(to: count, allocate: allocate)
+        }
+        guard ok else { return }
+        if files[fileIndex].bytes.count < count { resize(file: fileIndex, to: count) }
+        for index in (alignUp(current) / page)..<(alignUp(count) / page) {
+            model.pages[index] = PageModel(kind: .file(fileIndex, offset: index * page, shared: true), content: nil)
+        }
+        model.growableCount = count
+        checkMapsNow = true
+    }
+
+    func truncate(_ op: ModelOp) throws {
+        let fileIndex = op.x % files.count
+        let size = files[fileIndex].bytes.count
+        let newSize: Int
+        switch op.y % 4 {
+        case 0: newSize = 0
+        case 1: newSize = op.y / 4 % (5 * page)
+        case 2: newSize = max(0, size - 1 - op.y / 4 % (2 * page))
+        default: newSize = size + 1 + op.y / 4 % (2 * page)
+        }
+        note("ftruncate file\(fileIndex) from \(size) to \(newSize) through another descriptor")
+        precondition(ftruncate(files[fileIndex].outside, off_t(newSize)) == 0, "ftruncate failed")
+        resize(file: fileIndex, to: newSize)
+    }
+}
