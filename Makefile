@@ -16,7 +16,7 @@ SYMBOL_GRAPHS := .build-docs/symbol-graphs
 FUZZ_SECONDS ?= 60
 FUZZ_WORK    := .build-fuzz-corpus
 
-.PHONY: help build test test-debug test-release test-tools check check-c check-sanitizers lint format clean run bench tool \
+.PHONY: help build test test-debug test-release test-tools model-long check check-c check-sanitizers lint format clean run bench tool \
 	install uninstall docs fuzz
 
 help:
@@ -24,6 +24,7 @@ help:
 	@echo "make bench         the full comparison (1 GiB) plus the package-benchmark suites"
 	@echo "make build         build the library (CONFIG=debug|release)"
 	@echo "make test          the library's tests in debug and release, and the tool's end-to-end tests"
+	@echo "make model-long    the model-based sequence test at length (SEEDS=500 STEPS=10000: 5 million steps)"
 	@echo "make check         warnings as errors (Swift, C), then the tests under ASan, TSan and UBSan"
 	@echo "make fuzz          build the libFuzzer target and run it for FUZZ_SECONDS (default 60)"
 	@echo "make install       install libMmapKit.{so,a}, the module and mmapkit.pc (PREFIX=$(PREFIX), DESTDIR)"
@@ -43,6 +44,13 @@ test-debug:
 
 test-release:
 	$(SWIFT) test -c release
+
+# The model-based sequence test at length: SEEDS seeds of STEPS steps each (release build).
+# make test runs 20 seeds of 5,000 steps (100,000 steps) in debug and in release.
+SEEDS        ?= 500
+STEPS        ?= 10000
+model-long:
+	MMAPKIT_MODEL_SEEDS=$(SEEDS) MMAPKIT_MODEL_STEPS=$(STEPS) $(SWIFT) test -c release --filter ModelSequenceTests
 
 # End-to-end tests of the mmapkit tool (run as a child process).
 test-tools:

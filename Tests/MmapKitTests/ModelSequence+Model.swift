@@ -5,11 +5,6 @@ import MmapKit
 // The reference model of the model-based sequence test (ModelSequenceTests.swift): the byte
 // contents of every file, and for every live handle what each of its pages must read.
 
-/// Known library defects that are being fixed elsewhere. While this is true the generator avoids
-/// the sequences that hit them, so that the rest of the model keeps running; set it to false
-/// once the fixes land. Each use below names the defect it avoids.
-let knownDefectWorkarounds = true
-
 let modelPage = Int(sysconf(Int32(_SC_PAGESIZE)))
 
 /// A failure of the library against the model (or of the model's own bookkeeping).

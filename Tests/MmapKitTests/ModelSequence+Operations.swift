@@ -394,9 +394,6 @@ extension ModelRunner {
     func advise(_ op: ModelOp) throws {
         guard let slot = slots[op.id], let mapping = slot.mapping else { return }
         let advice = MmapAdvice.all[op.x % MmapAdvice.all.count]
-        if knownDefectWorkarounds && slot.isView && (advice == .dontFork || advice == .doFork) {
-            return  // known defect: dontFork on a view affects the neighbour's page
-        }
         let (adviceRange, outside) = adviceRange(op, slot.window.count)
         note("advise \(advice) \(adviceRange.map { "\($0)" } ?? "all") of \(slot.name)")
         let regionRange = adviceRange.map {
@@ -423,21 +420,23 @@ extension ModelRunner {
         let window = slot.window
         let userRange =
             adviceRange.map { ($0.lowerBound + window.lowerBound)..<($0.upperBound + window.lowerBound) } ?? window
-        // The whole pages the library says it affects: inside the range, widened only at the
-        // mapping's own ends.
-        var first = 0
-        var end = 0
-        if !outside && !userRange.isEmpty && !mapping.isEmpty {
-            first = userRange.lowerBound == 0 ? 0 : alignUp(mapping.slack + userRange.lowerBound)
-            end =
-                userRange.upperBound == mapping.count
-                ? mapping.mappedLength : alignDown(mapping.slack + userRange.upperBound)
-        }
+        // The whole pages the library says it affects: inside the range, widened at the
+        // mapping's own ends only where the rest of the page is nobody's data (not a shared
+        // file mapping, whose partial pages hold file bytes outside the handle).
         let handleStart = mapping.slack + window.lowerBound
         let handleEnd = mapping.slack + window.upperBound
         let sharedFile = mapping.shared && mapping.file != nil
-        if knownDefectWorkarounds && sharedFile && first < end && (first < handleStart || end > handleEnd) {
-            return  // known defect: destructive advice widened past the handle zeroes file bytes outside it
+        let endsAreOurs = !sharedFile
+        var first = 0
+        var end = 0
+        if !outside && !userRange.isEmpty && !mapping.isEmpty {
+            first = userRange.lowerBound == 0 && endsAreOurs ? 0 : alignUp(mapping.slack + userRange.lowerBound)
+            end =
+                userRange.upperBound == mapping.count && endsAreOurs
+                ? mapping.mappedLength : alignDown(mapping.slack + userRange.upperBound)
+        }
+        if sharedFile && first < end {
+            precondition(first >= handleStart && end <= handleEnd, "model: widened")
         }
         if !outside && advice != .dontNeed && advice != .free { markSplit(mapping, userRange) }
         note(
@@ -451,24 +450,8 @@ extension ModelRunner {
             }
         }
         guard first < end else { return }
-        if !ok {
-            // Found by this test: madvise works VMA by VMA, so an advice that fails on a later
-            // VMA (MADV_DONTNEED on a locked page: EINVAL, reported as "unsupported") has
-            // already destroyed the earlier pages. Until the library refuses up front, the
-            // pages it covered are unknown after an error.
-            guard knownDefectWorkarounds else { return }
-            for index in (first / page)..<(end / page) {
-                switch mapping.pages[index].kind {
-                case .anonymous(let shared):
-                    if !shared || advice == .remove { mapping.pages[index].content = nil }
-                case .file(_, _, shared: false):
-                    mapping.pages[index].content = nil
-                default:
-                    break
-                }
-            }
-            return
-        }
+        // Refused up front (locked pages, an advice the mapping does not take): nothing changed.
+        guard ok else { return }
         for index in (first / page)..<(end / page) {
             switch mapping.pages[index].kind {
             case .anonymous(let shared):
@@ -551,13 +534,15 @@ extension ModelRunner {
         let count = newCount(op.x, mapping.count)
         let mayMove = op.w & 1 != 0
         let grows = alignUp(mapping.slack + count) > mapping.mappedLength
-        if knownDefectWorkarounds && mapping.split { return }  // known defect: mremap EFAULT trap
-        if knownDefectWorkarounds && grows && mapping.file == nil && mapping.shared { return }  // known: SIGBUS
         var prediction = Prediction.success
         if count <= 0 || mapping.isEmpty {
             prediction = .failure(.invalidArgument)
-        } else if grows && !mayMove {
-            prediction = .either  // the pages after it may be in use (outOfMemory)
+        } else if grows && mapping.file == nil && mapping.shared {
+            prediction = .failure(.unsupported)  // shared anonymous memory cannot grow
+        } else if grows && (!mayMove || mapping.split) {
+            // The pages after it may be in use (outOfMemory), or advice or locking on part of
+            // the mapping split it in the kernel (unsupported, EFAULT): a clear error, no trap.
+            prediction = .either
         }
         note("remap \(slot.name) from \(mapping.count) to \(count) bytes\(mayMove ? ", may move" : "")")
         let ok = try judge("remap", prediction) { () throws(MmapError) in
@@ -572,10 +557,8 @@ extension ModelRunner {
 
     func grow(_ op: ModelOp) throws {
         guard let slot = slots[op.id], slot.mutableMap != nil, let mapping = slot.mapping else { return }
-        if knownDefectWorkarounds && mapping.file == nil { return }  // known defect: grow of anonymous memory
-        if knownDefectWorkarounds && mapping.split { return }  // known defect: mremap EFAULT trap
         let count = op.x % 4 == 0 ? max(0, mapping.count - 1 - op.x / 4 % page) : newCount(op.x | 2, mapping.count)
-        if knownDefectWorkarounds && mapping.isEmpty && count == 0 { return }  // found: mmap of 0 bytes, EINVAL
+        let grows = count > mapping.count && !mapping.isEmpty && alignUp(mapping.slack + count) > mapping.mappedLength
         let allocate = op.w & 1 != 0
         let mayMove = op.w & 2 != 0
         let fileIndex = mapping.file ?? op.v % files.count
@@ -583,10 +566,10 @@ extension ModelRunner {
         let end = mapping.fileOffset + count
         var prediction = Prediction.success
         if mapping.file == nil {
-            prediction = .either  // must not silently keep anonymous memory; checked below
+            prediction = .failure(.invalidArgument)  // its writes could never reach the file
         } else if count < mapping.count {
             prediction = .failure(.invalidArgument)
-        } else if !mayMove && !mapping.isEmpty && alignUp(mapping.slack + count) > mapping.mappedLength {
+        } else if grows && (!mayMove || mapping.split) {
             prediction = .either
         }
         note(
@@ -598,14 +581,13 @@ extension ModelRunner {
         }
         if mapping.file == nil {
             if ok { throw ModelFailure("grow(to:fileDescriptor:) of anonymous memory succeeded") }
-            let actual = preadAll(files[fileIndex].outside).count
-            if actual != files[fileIndex].bytes.count { resize(file: fileIndex, to: actual) }
+            // Refused before the file is touched: the file check after this step proves it.
             return
         }
         guard case .failure = prediction else {
             // The file grows before the mapping does, even when the remap then fails.
             if end > files[fileIndex].bytes.count { resize(file: fileIndex, to: end) }
-            guard ok else { return }
+            guard ok, count > mapping.count else { return }  // growing to the same count changes nothing
             if mapping.isEmpty {
                 mapping.descriptorWritable = true  // mapped afresh from the read-write descriptor
                 mapping.slack = mapping.fileOffset % page
@@ -719,10 +701,16 @@ extension ModelRunner {
         remove(slot.id)
     }
 
-    /// Ends a direct handle with `unmap()`. When `unmap()` becomes `mutating`, this is the one line
-    /// to adapt: `try slot.mutableMap!.unmap()` (then `slot.mutableMap = nil` on success).
+    /// Ends a direct handle with `unmap()` (mutating: on success the handle is empty and is
+    /// dropped here; on failure it would still own the mapping).
     func unmapDirect(_ slot: Slot) throws(MmapError) {
-        if slot.map != nil { try slot.map.take()!.unmap() } else { try slot.mutableMap.take()!.unmap() }
+        if slot.map != nil {
+            try slot.map!.unmap()
+            slot.map = nil
+        } else {
+            try slot.mutableMap!.unmap()
+            slot.mutableMap = nil
+        }
     }
 
     func unmap(_ op: ModelOp) throws {
@@ -773,7 +761,6 @@ extension ModelRunner {
         guard let slot = slots[op.id], slot.reservation != nil, let model = slot.reserved else { return }
         let source = op.w & 7
         let perturb = (op.w >> 3) % 6
-        if knownDefectWorkarounds && source == 6 { return }  // known defect: a failed socket commit leaves a hole
         let commitRange = reservationRange(op, model, perturb: perturb)
         let fileIndex = op.v % files.count
         let fileOffset = (op.z % 4) * page + (source == 7 ? 1 + op.z % 100 : 0)
@@ -790,7 +777,7 @@ extension ModelRunner {
         } else if source == 3 {
             prediction = .failure(.permissionDenied)
         } else if source == 5 || source == 6 {
-            prediction = .either  // must fail; checked below
+            prediction = .failure(.notMappable)  // refused after fstat, before any page is touched
         }
         let sourceName = [
             "anonymous", "file\(fileIndex) shared", "file\(fileIndex) private", "file\(fileIndex) read-only shared",

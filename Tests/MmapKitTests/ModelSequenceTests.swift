@@ -326,7 +326,7 @@ func shrinkAndDescribe(seed: UInt64, run: ChildRun) -> String {
     let final = runInChild(seed: seed, steps: 0, replay: current, tracing: true)
     var lines = [
         "model sequence failed: seed \(seed) (MMAPKIT_MODEL_SEED=\(seed)), shrunk from \(run.ops.count) "
-            + "to \(current.count) steps (knownDefectWorkarounds = \(knownDefectWorkarounds)):"
+            + "to \(current.count) steps:"
     ]
     lines += final.texts
     if final.signal != 0 { lines.append("   -> the process died with \(signalName(final.signal))") }
