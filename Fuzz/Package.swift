@@ -10,7 +10,7 @@ let package = Package(
         .executableTarget(
             name: "MmapKitFuzz",
             dependencies: [.product(name: "MmapKit", package: "MmapKit")],
-            swiftSettings: [.enableExperimentalFeature("Lifetimes")]
+            swiftSettings: [.enableExperimentalFeature("Lifetimes"), .strictMemorySafety()]
         )
     ]
 )

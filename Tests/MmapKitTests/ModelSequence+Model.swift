@@ -1,4 +1,3 @@
-import CMmapShim
 import Glibc
 import MmapKit
 
@@ -213,8 +212,26 @@ func alignUp(_ value: Int) -> Int { (value + modelPage - 1) / modelPage * modelP
 /// SplitMix64: a small deterministic generator.
 struct ModelRandom {
     var state: UInt64
+    /// Bytes that drive the choices instead of the seed (the libFuzzer target's input).
+    var tape: [UInt8] = []
+    var position = 0
     init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    init(tape: [UInt8]) {
+        state = 0
+        self.tape = tape
+    }
+    /// Whether a tape is set and fully read.
+    var isAtEnd: Bool { !tape.isEmpty && position >= tape.count }
     mutating func next() -> UInt64 {
+        if !tape.isEmpty {
+            // Two bytes per choice, so each byte the fuzzer mutates moves one decision.
+            var value: UInt64 = 0
+            for shift in [0, 8] where position < tape.count {
+                value |= UInt64(tape[position]) << UInt64(shift)
+                position += 1
+            }
+            return value
+        }
         state = state &+ 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -324,24 +341,20 @@ func permissions(at address: UInt, in entries: [MapsEntry]) -> String? {
 /// the bytes, or the offset of the faulting byte.
 func shimGuardedRead(_ address: UInt, _ length: Int) -> Result<[UInt8], ModelFailure> {
     var result = [UInt8](repeating: 0, count: length)
-    var fault: UnsafeMutableRawPointer? = nil
-    let source = unsafe UnsafeRawPointer(bitPattern: address)!
-    let error = unsafe result.withUnsafeMutableBytes {
-        unsafe CMmapShim_guardedCopy($0.baseAddress, source, length, source, length, &fault)
+    let fault = unsafe result.withUnsafeMutableBytes {
+        unsafe _MmapDiagnostics.guardedCopy(from: UnsafeRawPointer(bitPattern: address)!, into: $0)
     }
-    if error == 0 { return .success(result) }
-    let offset = unsafe fault.map { UInt(bitPattern: $0) - address } ?? 0
-    return .failure(ModelFailure("fault at +\(offset) (errno \(error))"))
+    guard let fault else { return .success(result) }
+    return .failure(ModelFailure("fault at +\(fault - address)"))
 }
 
 /// Guarded store of `bytes` at `address`; nil, or a description of the fault.
 func shimGuardedWrite(_ address: UInt, _ bytes: [UInt8]) -> String? {
-    var fault: UnsafeMutableRawPointer? = nil
     let destination = unsafe UnsafeMutableRawPointer(bitPattern: address)!
-    let error = unsafe bytes.withUnsafeBytes {
-        unsafe CMmapShim_guardedCopy(destination, $0.baseAddress, bytes.count, destination, bytes.count, &fault)
+    let fault = unsafe bytes.withUnsafeBytes {
+        unsafe _MmapDiagnostics.guardedCopy(from: $0, into: destination)
     }
-    return error == 0 ? nil : "fault (errno \(error))"
+    return fault == nil ? nil : "fault"
 }
 
 // MARK: - Borrowing accessors

@@ -1,4 +1,3 @@
-import CMmapShim
 import Glibc
 import MmapKit
 

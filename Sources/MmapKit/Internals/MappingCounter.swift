@@ -1,4 +1,5 @@
 internal import CMmapShim
+internal import Glibc
 
 /// Counters of the mappings MmapKit made, for tests and diagnostics. Not API (underscored).
 ///
@@ -13,4 +14,35 @@ public enum _MmapDiagnostics {
     public static var mapCalls: Int { Int(CMmapShim_mapCalls()) }
     /// Successful `munmap(2)` calls made by MmapKit since the process started.
     public static var unmapCalls: Int { Int(CMmapShim_unmapCalls()) }
+
+    /// Copies `destination.count` bytes from mapped memory at `source` with the SIGBUS guard
+    /// armed on the source; returns the faulting address, or nil. For tests that read raw
+    /// addresses (reservations). The bytes must be mapped.
+    @unsafe
+    public static func guardedCopy(
+        from source: UnsafeRawPointer,
+        into destination: UnsafeMutableRawBufferPointer
+    ) -> UInt? {
+        guard destination.count > 0 else { return nil }
+        var fault: UnsafeMutableRawPointer? = nil
+        let length = destination.count
+        let error = unsafe CMmapShim_guardedCopy(destination.baseAddress, source, length, source, length, &fault)
+        precondition(error == 0 || error == EFAULT, "MmapKit: cannot install the SIGBUS guard (errno \(error))")
+        return unsafe fault.map { UInt(bitPattern: $0) }
+    }
+
+    /// Copies `source` into mapped memory at `destination` with the SIGBUS guard armed on the
+    /// destination; returns the faulting address, or nil. For tests.
+    @unsafe
+    public static func guardedCopy(
+        from source: UnsafeRawBufferPointer,
+        into destination: UnsafeMutableRawPointer
+    ) -> UInt? {
+        guard source.count > 0 else { return nil }
+        var fault: UnsafeMutableRawPointer? = nil
+        let length = source.count
+        let error = unsafe CMmapShim_guardedCopy(destination, source.baseAddress, length, destination, length, &fault)
+        precondition(error == 0 || error == EFAULT, "MmapKit: cannot install the SIGBUS guard (errno \(error))")
+        return unsafe fault.map { UInt(bitPattern: $0) }
+    }
 }

@@ -1,0 +1,1 @@
+../../../Tests/MmapKitTests/ModelSequence+Runner.swift
