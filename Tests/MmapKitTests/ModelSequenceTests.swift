@@ -58,7 +58,6 @@ extension MmapKitTests {
 
 // MARK: - Generating steps
 
-
 // MARK: - Running in a child process
 
 /// The outcome of one run in a child process.
