@@ -20,8 +20,11 @@ let package = Package(
             dependencies: [
                 .product(name: "MmapKit", package: "MmapKit"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CPageCache",
             ]
         ),
+        // cachestat(2), openat(2) and the _GNU_SOURCE flags, which Swift cannot reach directly.
+        .target(name: "CPageCache", cSettings: [.define("_GNU_SOURCE")]),
         .testTarget(
             name: "mmapkitTests",
             dependencies: ["mmapkit"]

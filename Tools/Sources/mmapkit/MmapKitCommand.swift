@@ -9,13 +9,17 @@ struct MmapKitCommand: ParsableCommand {
         abstract: "Memory-mapping tools built on MmapKit.",
         discussion:
             "Exit status: 0 on success, 1 when any file failed (the others are still processed), 2 on usage errors.",
+        version: "mmapkit \(toolVersion) (MmapKit tools; Swift 6, Linux)",
         subcommands: [Bench.self, Residency.self, Touch.self, Evict.self, Lock.self]
     )
+
+    static let toolVersion = "0.9.0"
 
     /// Parses and runs, mapping usage errors to exit status 2 (ArgumentParser's default is 64).
     static func main() {
         do {
-            var command = try parseAsRoot()
+            // Paths that are not UTF-8 pass through ArgumentParser as placeholders (BytePath.swift).
+            var command = try parseAsRoot(RawArguments.forParsing())
             try command.run()
         } catch {
             let code = exitCode(for: error)
