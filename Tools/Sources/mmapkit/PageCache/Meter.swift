@@ -46,6 +46,7 @@ final class Meter {
     /// Measures `range` (bytes, already clipped to the file) of the open file `fd`.
     func measure(fd: CInt, stat st: stat, range: Range<Int>, barWidth: Int? = nil) -> Outcome {
         var counts = PageCounts()
+        guard !range.isEmpty else { return .measured(counts) }
         let first = range.lowerBound / pageSize
         let end = (range.upperBound + pageSize - 1) / pageSize
         counts.pages = max(0, end - first)
