@@ -156,3 +156,39 @@ func lockedKilobytes(_ pid: Int32) throws -> Int {
     let line = status.split(separator: "\n").first { $0.hasPrefix("VmLck:") } ?? ""
     return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
 }
+
+@Suite struct StreamingTests {
+    /// A batch on stdin is measured path by path: the first file's line arrives while the
+    /// second path has not even been written. (The poll timeout only turns a hang into a
+    /// failure; nothing is timed.)
+    @Test func batchPathsAreMeasuredAndPrintedAsTheyArrive() throws {
+        let scratch = try Scratch()
+        try scratch.write("second", pages: 2)
+        let process = Process()
+        process.executableURL = toolURL
+        process.arguments = ["residency", "-b", "-"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(Data((scratch.file.path + "\n").utf8))
+        var text = ""
+        let fd = output.fileHandleForReading.fileDescriptor
+        while !text.contains(scratch.file.path) {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            try #require(poll(&entry, 1, 20_000) == 1, "no line for the first path before the second was sent")
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = read(fd, &buffer, buffer.count)
+            try #require(count > 0)
+            text += String(decoding: buffer[0..<count], as: UTF8.self)
+        }
+        #expect(!text.contains("second"))
+        input.fileHandleForWriting.write(Data((scratch.at("second") + "\n").utf8))
+        try input.fileHandleForWriting.close()
+        let rest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(rest.contains("second") && rest.contains("Files: 2"), "\(rest)")
+    }
+}

@@ -122,8 +122,10 @@ extension BytePath {
 
 // MARK: - Batch input
 
-/// Reads newline- or NUL-separated paths from a file or standard input ("-"), as bytes.
-func readBatch(_ source: String, separator: UInt8) throws(PageCacheError) -> [BytePath] {
+/// Reads newline- or NUL-separated paths from a file or standard input ("-"), as bytes, and
+/// hands each to `body` as soon as its separator arrives (`find ... -print0 | mmapkit touch -0b -`
+/// starts working before `find` ends).
+func readBatch(_ source: String, separator: UInt8, _ body: (BytePath) -> Void) throws(PageCacheError) {
     let fd: CInt
     if source == "-" {
         fd = STDIN_FILENO
@@ -132,7 +134,6 @@ func readBatch(_ source: String, separator: UInt8) throws(PageCacheError) -> [By
         if fd < 0 { throw PageCacheError("cannot read the batch file \(source): \(errnoText(errno))") }
     }
     defer { if fd != STDIN_FILENO { close(fd) } }
-    var paths: [BytePath] = []
     var current: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -144,15 +145,14 @@ func readBatch(_ source: String, separator: UInt8) throws(PageCacheError) -> [By
         if count == 0 { break }
         for byte in buffer[0..<count] {
             if byte == separator {
-                if !current.isEmpty { paths.append(BytePath(current)) }
+                if !current.isEmpty { body(BytePath(current)) }
                 current.removeAll(keepingCapacity: true)
             } else {
                 current.append(byte)
             }
         }
     }
-    if !current.isEmpty { paths.append(BytePath(current)) }
-    return paths
+    if !current.isEmpty { body(BytePath(current)) }
 }
 
 /// An error that stops a command (bad batch input, a pid file that cannot be written).

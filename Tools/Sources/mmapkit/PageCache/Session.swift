@@ -79,11 +79,6 @@ struct PageCacheOptions: ParsableArguments {
         return options
     }
 
-    func operands() throws(PageCacheError) -> [BytePath] {
-        var operands = paths.map(BytePath.init(argument:))
-        if let batch { operands += try readBatch(batch, separator: nullSeparated ? 0 : UInt8(ascii: "\n")) }
-        return operands
-    }
 }
 
 /// One measured file, as a command reports it.
@@ -108,7 +103,6 @@ final class Session: WalkVisitor {
     var action: ((Session, CInt, [UInt8], stat) -> FileRecord?)!
 
     private let out = Output.stdout
-    private var jsonFilesOpen = false
     private(set) var files = 0
     private(set) var bytes = 0
     private(set) var pages = 0
@@ -142,17 +136,23 @@ final class Session: WalkVisitor {
 
     /// Walks every operand, reporting as it goes; then the summary.
     func run() throws {
-        let operands: [BytePath]
-        do { operands = try options.operands() } catch {
-            warn(error.description)
-            throw ExitCode(1)
-        }
         if options.json {
             out.write("{\"files\":[")
-            jsonFilesOpen = true
         }
         walker = Walker(options: options.walkOptions, visitor: self)
-        walker.walk(operands)
+        walker.rememberAll = options.paths.count > 1 || options.batch != nil || options.followSymlinks
+        for path in options.paths { walker.walk(operand: BytePath(argument: path)) }
+        if let batch = options.batch {
+            // Each batch path is measured, and its line written, as soon as it is read.
+            if options.batch == "-" { out.lineBuffered = true }
+            do {
+                try readBatch(batch, separator: options.nullSeparated ? 0 : UInt8(ascii: "\n")) { path in
+                    walker.walk(operand: path)
+                }
+            } catch {
+                fail(path: Array(batch.utf8), message: error.description)
+            }
+        }
         clearProgress()
     }
 
@@ -330,7 +330,7 @@ final class Session: WalkVisitor {
             let skipped = skipCounts.reduce(0, +)
             if skipped > 0 {
                 let parts = SkipReason.allCases.filter { skipCounts[$0.rawValue] > 0 }.map {
-                    "\(skipCounts[$0.rawValue]) \($0.summary)"
+                    "\($0.summary): \(skipCounts[$0.rawValue])"
                 }
                 lines.append("         Skipped: \(skipped) (" + parts.joined(separator: ", ") + ")")
             }

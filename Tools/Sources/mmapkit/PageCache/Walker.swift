@@ -83,7 +83,7 @@ final class Walker {
     private(set) var foldedNames = 0
     private var seen = Set<FileID>()
     /// With several operands or `-f`, a file with one link can be met twice: remember all.
-    private var rememberAll = false
+    var rememberAll = false
     private var path: [UInt8] = []
     private var ancestors: [FileID] = []
     private var rootDevice: UInt64 = 0
@@ -99,14 +99,10 @@ final class Walker {
         self.visitor = visitor
     }
 
-    func walk(_ operands: [BytePath]) {
-        rememberAll = operands.count > 1 || options.followSymlinks
-        for operand in operands { walk(operand: operand) }
-    }
-
     // MARK: - Operands
 
-    private func walk(operand: BytePath) {
+    /// Walks one path named by the user (a command-line argument or a batch line).
+    func walk(operand: BytePath) {
         path = operand.bytes
         while path.count > 1 && path.last == UInt8(ascii: "/") { path.removeLast() }
         var st = stat()
