@@ -244,11 +244,22 @@ func vmtouchSummary(_ arguments: [String]) throws -> (files: Int, directories: I
         let small = try mmapkit(["residency", "--json", "-m", "300K", tree.root]).json()
         #expect((small["total"] as? [String: Any])?["files"] as? Int == 4)
         #expect((small["skippedCounts"] as? [String: Int])?["tooLarge"] == 2)
-        // --include (-i) and --exclude (-I) match the last name component, like find -name.
-        let included = try mmapkit(["residency", "--json", "-i", "[bc]", tree.root]).total()
+        // --exclude (-i) and --include (-I) match the last name component, with vmtouch's letters.
+        let included = try mmapkit(["residency", "--json", "-I", "[bc]", tree.root]).total()
         #expect(included["files"] == 2 && included["residentPages"] == 100)
-        let excluded = try mmapkit(["residency", "--json", "-I", "sub", "-I", "sparse", tree.root]).total()
+        let excluded = try mmapkit(["residency", "--json", "-i", "sub", "-i", "sparse", tree.root]).total()
         #expect(excluded["files"] == 3 && excluded["directories"] == 3)
+        if haveVmtouch {
+            for (ours, options) in [(included, ["-I", "[bc]"]), (excluded, ["-i", "sub", "-i", "sparse"])] {
+                let theirs = try vmtouchSummary(options + [tree.root])
+                #expect(Int(ours["files"] ?? -1) == theirs.files, "\(options)")
+                #expect(Int(ours["residentPages"] ?? -1) == theirs.resident && Int(ours["pages"] ?? -1) == theirs.pages)
+            }
+            // vmtouch -m counts the skipped files among Files, but not their pages.
+            let theirs = try vmtouchSummary(["-m", "300K", tree.root])
+            let ours = try #require(small["total"] as? [String: Any])
+            #expect(ours["pages"] as? Int == theirs.pages && ours["residentPages"] as? Int == theirs.resident)
+        }
         // --summary-only (-s) prints only the summary.
         let summary = try mmapkit(["residency", "-s", tree.root])
         #expect(!summary.stdout.contains("/sub/b") && summary.stdout.contains("Files: 6"))

@@ -28,11 +28,11 @@ struct PageCacheOptions: ParsableArguments {
     )
     var range: String?
 
-    @Option(name: [.customShort("i"), .customLong("include")], help: "Only files whose name matches this pattern.")
-    var include: [String] = []
-
-    @Option(name: [.customShort("I"), .customLong("exclude")], help: "Skip files and directories matching this.")
+    @Option(name: [.customShort("i"), .customLong("exclude")], help: "Skip files and directories matching this.")
     var exclude: [String] = []
+
+    @Option(name: [.customShort("I"), .customLong("include")], help: "Only files whose name matches this pattern.")
+    var include: [String] = []
 
     @Option(
         name: [.customShort("b"), .customLong("batch")],

@@ -12,9 +12,9 @@ struct WalkOptions {
     var countHardLinks = false
     /// Skip files larger than this (`-m`).
     var maxFileSize: Int? = nil
-    /// Only files whose name matches one of these `fnmatch(3)` patterns (`-i`).
+    /// Only files whose name matches one of these `fnmatch(3)` patterns (`-I`, as vmtouch).
     var include: [[UInt8]] = []
-    /// Skip files and directories whose name matches one of these patterns (`-I`).
+    /// Skip files and directories whose name matches one of these patterns (`-i`, as vmtouch).
     var exclude: [[UInt8]] = []
 }
 
