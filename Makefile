@@ -86,6 +86,7 @@ format:
 
 tool:
 	$(SWIFT) build -c release --package-path $(TOOLS) --product mmapkit
+	$(SWIFT) build -c release --package-path $(TOOLS) --product mmapkit-bench
 
 # The main job: MmapKit measured side by side with raw syscalls, Foundation and pread.
 run: tool
@@ -93,6 +94,7 @@ run: tool
 
 bench: tool
 	$(MMAPKIT) bench
+	python3 $(TOOLS)/Scripts/pagecache-bench.py --mmapkit $(MMAPKIT)
 	cd $(TOOLS) && $(SWIFT) package benchmark --format markdown
 
 # libFuzzer: a separate package (Fuzz/), never built by ordinary builds. New inputs go to an

@@ -7,7 +7,8 @@ let package = Package(
     name: "MmapKitTools",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "mmapkit", targets: ["mmapkit"])
+        .executable(name: "mmapkit", targets: ["mmapkit"]),
+        .executable(name: "mmapkit-bench", targets: ["mmapkit-bench"]),
     ],
     dependencies: [
         .package(name: "MmapKit", path: ".."),
@@ -20,11 +21,23 @@ let package = Package(
             dependencies: [
                 .product(name: "MmapKit", package: "MmapKit"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CPageCache",
             ]
         ),
+        // `mmapkit bench`, run by `mmapkit` as a separate executable: it links Foundation (one of
+        // the implementations it measures), which the page-cache commands must not pay for.
+        .executableTarget(
+            name: "mmapkit-bench",
+            dependencies: [
+                .product(name: "MmapKit", package: "MmapKit"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // cachestat(2), openat(2) and the _GNU_SOURCE flags, which Swift cannot reach directly.
+        .target(name: "CPageCache", cSettings: [.define("_GNU_SOURCE")]),
         .testTarget(
             name: "mmapkitTests",
-            dependencies: ["mmapkit"]
+            dependencies: ["mmapkit", "mmapkit-bench"]
         ),
         .executableTarget(
             name: "MmapKitBenchmarks",

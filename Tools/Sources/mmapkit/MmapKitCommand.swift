@@ -2,6 +2,10 @@ import ArgumentParser
 import Glibc
 
 /// `mmapkit`: MmapKit's command-line tool.
+///
+/// The page-cache commands link neither Foundation nor ICU, so that they start about as fast as
+/// vmtouch; `bench`, which measures Foundation among others, is the separate executable
+/// `mmapkit-bench` beside this one, run through `exec`.
 @main
 struct MmapKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,18 +13,25 @@ struct MmapKitCommand: ParsableCommand {
         abstract: "Memory-mapping tools built on MmapKit.",
         discussion:
             "Exit status: 0 on success, 1 when any file failed (the others are still processed), 2 on usage errors.",
-        subcommands: [Bench.self, Residency.self, Touch.self, Evict.self, Lock.self]
+        version: "mmapkit \(toolVersion) (MmapKit tools; Swift 6, Linux)",
+        subcommands: [BenchLauncher.self, Residency.self, Touch.self, Evict.self, Lock.self]
     )
+
+    static let toolVersion = "0.9.0"
 
     /// Parses and runs, mapping usage errors to exit status 2 (ArgumentParser's default is 64).
     static func main() {
+        if CommandLine.argc > 1, let first = CommandLine.unsafeArgv[1], strcmp(first, "bench") == 0 {
+            BenchLauncher.execBench()
+        }
         do {
-            var command = try parseAsRoot()
+            // Paths that are not UTF-8 pass through ArgumentParser as placeholders (BytePath.swift).
+            var command = try parseAsRoot(RawArguments.forParsing())
             try command.run()
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                FileHandleOutput.standardError(fullMessage(for: error))
+                Output.stderr.line(fullMessage(for: error))
                 Glibc.exit(2)
             }
             exit(withError: error)
@@ -28,10 +39,35 @@ struct MmapKitCommand: ParsableCommand {
     }
 }
 
-/// Minimal output helpers (no Foundation needed for these).
-enum FileHandleOutput {
-    static func standardError(_ message: String) {
-        let line = message.hasSuffix("\n") ? message : message + "\n"
-        _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+/// `mmapkit bench`: replaced by `mmapkit-bench` (see ``MmapKitCommand``); listed here for help.
+struct BenchLauncher: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure MmapKit against raw syscalls, Foundation and pread, side by side.",
+        discussion: "Runs mmapkit-bench, built beside mmapkit; `mmapkit bench --help` lists its options."
+    )
+
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+
+    func run() throws { Self.execBench() }
+
+    /// Replaces this process with `mmapkit-bench` from the same directory, passing argv[2...].
+    static func execBench() -> Never {
+        var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 32)
+        let length = readlink("/proc/self/exe", &target, Int(PATH_MAX))
+        if length > 0, let slash = target[0..<length].lastIndex(of: CChar(UInt8(ascii: "/"))) {
+            let name = Array("/mmapkit-bench".utf8CString)
+            target.replaceSubrange(slash..<(slash + name.count), with: name)
+            var arguments: [UnsafeMutablePointer<CChar>?] = [strdup("mmapkit-bench")]
+            for index in 2..<Int(CommandLine.argc) { arguments.append(CommandLine.unsafeArgv[index]) }
+            arguments.append(nil)
+            execv(target, arguments)
+        }
+        let reason = String(cString: strerror(errno))
+        Output.stderr.line(
+            "mmapkit: bench runs mmapkit-bench from mmapkit's directory, which failed (\(reason)); build it with "
+                + "`swift build -c release --package-path Tools --product mmapkit-bench` (make tool does)"
+        )
+        Glibc.exit(1)
     }
 }

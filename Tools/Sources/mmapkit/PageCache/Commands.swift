@@ -1,137 +1,37 @@
 import ArgumentParser
-import Foundation
 import Glibc
 import MmapKit
-
-/// Options shared by the page-cache commands.
-struct PageCacheOptions: ParsableArguments {
-    @Argument(help: "Files (and, with -r, directories).")
-    var paths: [String]
-
-    @Flag(name: [.short, .long], help: "Recurse into directories.")
-    var recursive = false
-
-    @Flag(help: "Print JSON (stable field names; see the README).")
-    var json = false
-
-    func validate() throws {
-        if paths.isEmpty { throw ValidationError("give at least one path") }
-    }
-}
-
-/// What every command reports about paths it could not handle.
-struct Problems {
-    var failed: [PathProblem] = []
-    var skipped: [PathProblem] = []
-
-    /// Records skips and failures among `targets` (one stderr line each) and returns the files.
-    mutating func files(from targets: [Target]) -> [(path: String, size: Int)] {
-        var files: [(String, Int)] = []
-        for target in targets {
-            switch target {
-            case .file(let path, let size): files.append((path, size))
-            case .skipped(let path, let reason): skip(path, reason)
-            case .failed(let path, let reason): fail(path, reason)
-            }
-        }
-        return files
-    }
-
-    mutating func fail(_ path: String, _ message: String) {
-        failed.append(PathProblem(path: path, message: message))
-        FileHandleOutput.standardError("mmapkit: \(path): \(message)")
-    }
-
-    mutating func skip(_ path: String, _ message: String) {
-        skipped.append(PathProblem(path: path, message: message))
-        FileHandleOutput.standardError("mmapkit: \(path): skipped: \(message)")
-    }
-
-    /// Exit status 1 when anything failed.
-    func finish() throws {
-        if !failed.isEmpty { throw ExitCode(1) }
-    }
-}
-
-/// Totals over several files.
-struct Totals: Encodable {
-    var files = 0
-    var bytes = 0
-    var pages = 0
-    var residentPages = 0
-    var residentBytes = 0
-    var percent: Double { pages == 0 ? 100 : Double(residentPages) * 100 / Double(pages) }
-
-    mutating func add(_ file: FileResidency) {
-        files += 1
-        bytes += file.bytes
-        pages += file.pages
-        residentPages += file.residentPages
-        residentBytes += file.residentBytes
-    }
-
-    enum CodingKeys: String, CodingKey { case files, bytes, pages, residentPages, residentBytes, percent }
-    func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(files, forKey: .files)
-        try container.encode(bytes, forKey: .bytes)
-        try container.encode(pages, forKey: .pages)
-        try container.encode(residentPages, forKey: .residentPages)
-        try container.encode(residentBytes, forKey: .residentBytes)
-        try container.encode(percent, forKey: .percent)
-    }
-}
-
-private func residencyLine(_ file: FileResidency) -> String {
-    let percent = String(format: "%6.2f%%", file.percent)
-    var line = "\(file.residentPages)/\(file.pages) pages  \(humanBytes(file.residentBytes))  \(percent)  \(file.path)"
-    if let bar = file.bar { line += "\n  [\(bar)]" }
-    return line
-}
 
 // MARK: - residency
 
 /// `mmapkit residency`: which parts of files are in the page cache (like fincore or vmtouch).
 struct Residency: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show how much of each file is resident in the page cache (mincore)."
+        abstract: "Show how much of each file is resident in the page cache (cachestat, or mincore).",
+        discussion: """
+            Each (device, inode) is counted once: hard links and symbolic links to a file already \
+            counted are folded (--count-hard-links counts every name). Symbolic links inside \
+            directories are skipped unless -f; files on proc, sysfs and similar filesystems have no \
+            page cache and are skipped. Skips are counted in the summary and are not failures.
+            """
     )
 
     @OptionGroup var options: PageCacheOptions
 
-    @Flag(name: .short, help: "Show a bar of which parts are resident (# all, o some, . none).")
+    @Flag(name: .short, help: "Show a bar of which parts are resident (# all, o some, . none); uses mincore.")
     var verbose = false
 
-    struct Report: Encodable {
-        let files: [FileResidency]
-        let total: Totals
-        let skipped: [PathProblem]
-        let errors: [PathProblem]
-    }
-
     func run() throws {
-        var problems = Problems()
-        var results: [FileResidency] = []
-        var totals = Totals()
-        for file in problems.files(from: expandTargets(options.paths, recursive: options.recursive)) {
-            do {
-                let residency = try measureResidency(path: file.path, size: file.size, barWidth: verbose ? 60 : nil)
-                results.append(residency)
-                totals.add(residency)
-                if !options.json { print(residencyLine(residency)) }
-            } catch {
-                problems.fail(file.path, error.description)
+        let session = Session(kind: .residency, options: options, barWidth: verbose ? 60 : nil)
+        session.action = { session, fd, path, st in
+            guard let counts = session.measure(fd: fd, path: path, stat: st, barWidth: session.barWidth) else {
+                return nil
             }
+            return FileRecord(path: path, size: Int(st.st_size), counts: counts)
         }
-        if options.json {
-            printJSON(Report(files: results, total: totals, skipped: problems.skipped, errors: problems.failed))
-        } else if results.count > 1 {
-            print(
-                "total: \(totals.residentPages)/\(totals.pages) pages  \(humanBytes(totals.residentBytes))  "
-                    + String(format: "%.2f%%", totals.percent) + "  in \(totals.files) files"
-            )
-        }
-        try problems.finish()
+        try session.run()
+        let status = session.finish()
+        if status != 0 { throw ExitCode(status) }
     }
 }
 
@@ -140,90 +40,83 @@ struct Residency: ParsableCommand {
 /// `mmapkit touch`: bring files into the page cache, reporting errors.
 struct Touch: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read files into the page cache (MADV_POPULATE_READ, which reports errors)."
+        abstract: "Read files into the page cache (MADV_POPULATE_READ, which reports errors).",
+        discussion: "The rate counts only the bytes that were not resident before."
     )
 
     @OptionGroup var options: PageCacheOptions
 
-    struct Report: Encodable {
-        let files: [FileResidency]
-        let total: Totals
-        let seconds: Double
-        let bytesPerSecond: Double
-        let skipped: [PathProblem]
-        let errors: [PathProblem]
-    }
+    /// Test hook: truncate each file to this many bytes right after mapping it, to exercise the
+    /// "file shrank" path deterministically. Not an option; read from the environment.
+    static let shrinkForTesting: Int? = getenv("MMAPKIT_TEST_SHRINK_AFTER_MAP").flatMap { Int(String(cString: $0)) }
 
     func run() throws {
-        var problems = Problems()
-        let files = problems.files(from: expandTargets(options.paths, recursive: options.recursive))
-        let progress = Progress(total: files.reduce(0) { $0 + $1.size })
-        let clock = ContinuousClock()
-        let start = clock.now
-        var results: [FileResidency] = []
-        var totals = Totals()
-        for file in files {
-            do {
-                let map = try Mmap(path: file.path)
+        let session = Session(kind: .touch, options: options)
+        let chunk = 64 << 20
+        session.action = { session, fd, path, st in
+            guard let before = session.measure(fd: fd, path: path, stat: st) else { return nil }
+            let range = session.range.clipped(to: Int(st.st_size))
+            guard !range.isEmpty else { return FileRecord(path: path, size: Int(st.st_size), counts: before) }
+            let start = range.lowerBound / session.meter.pageSize * session.meter.pageSize
+            do throws(MmapError) {
+                let map = try Mmap(fileDescriptor: fd, offset: Int64(start), count: range.upperBound - start)
+                if let size = Self.shrinkForTesting {
+                    let writable = BytePath(path).withCString { open($0, O_WRONLY | O_CLOEXEC) }
+                    _ = ftruncate(writable, off_t(size))
+                    close(writable)
+                }
                 var offset = 0
-                while offset < file.size {
-                    let end = min(file.size, offset + (64 << 20))
-                    try map.populate(range: offset..<end)
-                    progress.advance(by: end - offset, label: file.path)
+                while offset < map.count {
+                    let end = min(map.count, offset + chunk)
+                    do throws(MmapError) {
+                        try map.populate(range: offset..<end)
+                    } catch  where error.errno == EFAULT || error.errno == EIO {
+                        var now = stat()
+                        if fstat(fd, &now) == 0 && Int(now.st_size) < Int(st.st_size) {
+                            session.fail(
+                                path: path,
+                                message:
+                                    "the file shrank from \(st.st_size) to \(now.st_size) bytes while being touched;"
+                                    + " the pages up to the new end were read"
+                            )
+                            return nil
+                        }
+                        throw error
+                    }
                     offset = end
                 }
-                let residency = try measureResidency(path: file.path, size: file.size, barWidth: nil)
-                results.append(residency)
-                totals.add(residency)
             } catch {
-                problems.fail(file.path, error.description)
+                if error.errno == ENODEV {
+                    session.skip(
+                        path: path,
+                        reason: .noPageCache,
+                        detail: "has no page cache (mmap: ENODEV)",
+                        operand: true
+                    )
+                } else {
+                    session.fail(path: path, message: error.description)
+                }
+                return nil
             }
+            guard let after = session.measure(fd: fd, path: path, stat: st) else { return nil }
+            return FileRecord(path: path, size: Int(st.st_size), counts: after, before: before)
         }
-        progress.finish()
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        let rate = seconds > 0 ? Double(totals.bytes) / seconds : 0
-        if options.json {
-            printJSON(
-                Report(
-                    files: results,
-                    total: totals,
-                    seconds: seconds,
-                    bytesPerSecond: rate,
-                    skipped: problems.skipped,
-                    errors: problems.failed
-                )
-            )
-        } else {
-            print(
-                "touched \(totals.files) files: \(totals.pages) pages, \(humanBytes(totals.bytes)) in "
-                    + String(format: "%.3f s (%@/s); ", seconds, humanBytes(Int(rate)))
-                    + "\(totals.residentPages)/\(totals.pages) pages resident now"
-            )
-        }
-        try problems.finish()
-    }
-}
-
-/// A progress bar on stderr, only when stderr is a terminal.
-final class Progress {
-    let total: Int
-    var done = 0
-    let enabled = isatty(STDERR_FILENO) == 1
-
-    init(total: Int) { self.total = total }
-
-    func advance(by bytes: Int, label: String) {
-        done += bytes
-        guard enabled, total > 0 else { return }
-        let width = 30
-        let filled = done * width / total
-        let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
-        FileHandle.standardError.write(Data("\r\u{1B}[K[\(bar)] \(done * 100 / total)%  \(label)".utf8))
-    }
-
-    func finish() {
-        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        let started = monotonicSeconds()
+        try session.run()
+        let seconds = monotonicSeconds() - started
+        let newly = session.newlyResidentPages * session.meter.pageSize
+        let rate = seconds > 0 ? Double(newly) / seconds : 0
+        let status = session.finish(
+            extraLines: [
+                "   Touched Pages: \(session.newlyResidentPages) newly read (\(humanBytes(newly)) at "
+                    + "\(humanBytes(Int(rate)))/s); the rest were resident already"
+            ],
+            extraJSON: { total in
+                total.add("newlyResidentPages", session.newlyResidentPages)
+                total.add("newlyResidentBytesPerSecond", rate)
+            }
+        )
+        if status != 0 { throw ExitCode(status) }
     }
 }
 
@@ -232,141 +125,211 @@ final class Progress {
 /// `mmapkit evict`: drop files from the page cache.
 struct Evict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Drop files from the page cache (fdatasync, then posix_fadvise DONTNEED).",
-        discussion:
-            "Dirty pages are written back first. Pages another process has mapped or locked can stay resident; the report says how many remain."
+        abstract: "Drop files from the page cache (posix_fadvise DONTNEED; fdatasync first if dirty).",
+        discussion: """
+            Pages another process has mapped or locked can stay resident; the report says how many \
+            remain. For a file you can neither write nor own, the kernel hides the residency \
+            (cachestat refuses, mincore reports every page resident): the eviction is still done, \
+            and the report says the residency is hidden instead of guessing.
+            """
     )
 
     @OptionGroup var options: PageCacheOptions
 
-    struct EvictedFile: Codable {
-        let path: String
-        let pages: Int
-        let residentPagesBefore: Int
-        let residentPagesAfter: Int
-    }
-
-    struct Report: Codable {
-        let files: [EvictedFile]
-        let skipped: [PathProblem]
-        let errors: [PathProblem]
-    }
-
     func run() throws {
-        var problems = Problems()
-        var results: [EvictedFile] = []
-        for file in problems.files(from: expandTargets(options.paths, recursive: options.recursive)) {
-            do {
-                let before = try measureResidency(path: file.path, size: file.size, barWidth: nil)
-                let fd = open(file.path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else {
-                    problems.fail(file.path, String(cString: strerror(errno)))
-                    continue
+        let session = Session(kind: .evict, options: options)
+        session.action = { session, fd, path, st in
+            guard let before = session.measure(fd: fd, path: path, stat: st) else { return nil }
+            let range = session.range.clipped(to: Int(st.st_size))
+            // Dirty pages are not dropped: write them back first (when cachestat cannot tell, always).
+            if (before.dirty ?? 1) > 0 || (before.writeback ?? 0) > 0 {
+                if fdatasync(fd) != 0 {
+                    session.fail(path: path, message: "fdatasync: \(errnoText(errno))")
                 }
-                let synced = fdatasync(fd) == 0 ? 0 : errno
-                let advised = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
-                close(fd)
-                if synced != 0 { problems.fail(file.path, "fdatasync: \(String(cString: strerror(synced)))") }
-                if advised != 0 { problems.fail(file.path, "posix_fadvise: \(String(cString: strerror(advised)))") }
-                let after = try measureResidency(path: file.path, size: file.size, barWidth: nil)
-                let evicted = EvictedFile(
-                    path: file.path,
-                    pages: after.pages,
-                    residentPagesBefore: before.residentPages,
-                    residentPagesAfter: after.residentPages
-                )
-                results.append(evicted)
-                if !options.json {
-                    print(
-                        "evicted \(file.path): \(before.residentPages) -> \(after.residentPages) of \(after.pages) pages resident"
-                    )
-                }
-            } catch {
-                problems.fail(file.path, error.description)
             }
+            let advised = posix_fadvise(fd, off_t(range.lowerBound), off_t(range.count), POSIX_FADV_DONTNEED)
+            if advised != 0 {
+                session.fail(path: path, message: "posix_fadvise: \(errnoText(advised))")
+                return nil
+            }
+            guard let after = session.measure(fd: fd, path: path, stat: st) else { return nil }
+            return FileRecord(path: path, size: Int(st.st_size), counts: after, before: before)
         }
-        if options.json { printJSON(Report(files: results, skipped: problems.skipped, errors: problems.failed)) }
-        try problems.finish()
+        try session.run()
+        let status = session.finish(
+            extraLines: ["   Evicted Pages: \(session.evictedPages)"],
+            extraJSON: { $0.add("evictedPagesNow", session.evictedPages) }
+        )
+        if status != 0 { throw ExitCode(status) }
     }
 }
 
 // MARK: - lock
 
-/// `mmapkit lock`: keep files locked in memory until interrupted.
+/// `mmapkit lock`: keep files locked in memory until SIGINT or SIGTERM.
 struct Lock: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Map, prefault and mlock files, and hold them until SIGINT or SIGTERM.",
-        discussion: "Locking is limited by RLIMIT_MEMLOCK (see `ulimit -l`) unless the process has CAP_IPC_LOCK."
+        discussion: """
+            SIGHUP does not drop the locks (a closed terminal does not end the hold). Locking is \
+            limited by RLIMIT_MEMLOCK (see `ulimit -l`) unless the process has CAP_IPC_LOCK.
+            """
     )
 
     @OptionGroup var options: PageCacheOptions
 
-    struct Report: Codable {
-        let locked: [FileResidency]
-        let skipped: [PathProblem]
-        let errors: [PathProblem]
-    }
+    @Flag(name: [.customShort("d"), .customLong("daemon")], help: "Detach once the files are locked.")
+    var daemon = false
+
+    @Option(name: [.customShort("P"), .customLong("pid-file")], help: "Write the holding process's pid here.")
+    var pidFile: String?
 
     func run() throws {
         // Block the signals first, so that they wait for sigwait below instead of killing us.
         var signals = sigset_t()
         sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
+        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&signals, signal) }
         pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signal(SIGPIPE, SIG_IGN)
 
-        var problems = Problems()
+        if daemon { try Daemon.detachAfterSetup() }
+
         let held = HeldMappings()
-        var locked: [FileResidency] = []
-        for file in problems.files(from: expandTargets(options.paths, recursive: options.recursive)) {
-            do {
-                let map = try Mmap(path: file.path)
+        let session = Session(kind: .lock, options: options)
+        session.action = { session, fd, path, st in
+            let range = session.range.clipped(to: Int(st.st_size))
+            guard !range.isEmpty else { return nil }
+            let start = range.lowerBound / session.meter.pageSize * session.meter.pageSize
+            do throws(MmapError) {
+                let map = try Mmap(fileDescriptor: fd, offset: Int64(start), count: range.upperBound - start)
                 try map.populate()
                 try map.lock()
-                locked.append(try measureResidency(path: file.path, size: file.size, barWidth: nil))
                 held.append(map)
             } catch {
-                problems.fail(file.path, error.description)
+                if error.errno == ENODEV {
+                    session.skip(
+                        path: path,
+                        reason: .noPageCache,
+                        detail: "has no page cache (mmap: ENODEV)",
+                        operand: true
+                    )
+                } else {
+                    session.fail(path: path, message: error.description)
+                }
+                return nil
             }
+            guard let counts = session.measure(fd: fd, path: path, stat: st) else { return nil }
+            return FileRecord(path: path, size: Int(st.st_size), counts: counts)
         }
-        if options.json {
-            printJSON(Report(locked: locked, skipped: problems.skipped, errors: problems.failed))
-        } else if locked.isEmpty {
-            print("nothing locked")
-        } else {
-            let bytes = locked.reduce(0) { $0 + $1.bytes }
-            print(
-                "locked \(locked.count) files (\(humanBytes(bytes))); holding until SIGINT or SIGTERM (pid \(getpid()))"
-            )
+        try session.run()
+        let status = session.finish(
+            extraLines: [
+                "          Locked: \(held.count) files; holding until SIGINT or SIGTERM (pid \(getpid()))"
+            ],
+            extraJSON: { total in
+                total.add("lockedFiles", held.count)
+                total.add("pid", Int(getpid()))
+            }
+        )
+        if let pidFile {
+            let text = "\(getpid())\n"
+            let fd = BytePath(argument: pidFile).withCString {
+                open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            }
+            if fd < 0 || text.utf8CString.withUnsafeBufferPointer({ write(fd, $0.baseAddress, $0.count - 1) }) < 0 {
+                warn("cannot write the pid file \(pidFile): \(errnoText(errno))")
+            }
+            if fd >= 0 { close(fd) }
         }
-        fflush(nil)  // all C streams: stdout may be a pipe to a waiting script
-        if !locked.isEmpty {
-            var received: CInt = 0
-            sigwait(&signals, &received)
+        if daemon { Daemon.finishSetup(status: held.count == 0 ? 1 : status) }
+        if held.count > 0 {
+            while true {
+                var received: CInt = 0
+                sigwait(&signals, &received)
+                if received == SIGHUP { continue }  // keep holding; the terminal may be gone
+                break
+            }
             held.unlockAll()
-            if !options.json { print("received signal \(received): unlocked and unmapped") }
+            if let pidFile { _ = BytePath(argument: pidFile).withCString { unlink($0) } }
         }
-        try problems.finish()
+        if status != 0 { throw ExitCode(status) }
     }
 }
 
 /// The mappings `lock` holds: unlocked and unmapped when released.
 final class HeldMappings {
-    private var maps: [Int: Transfer] = [:]
+    private var maps: [Transfer] = []
 
     final class Transfer {
         var map: Mmap?
         init(_ map: consuming Mmap) { self.map = consume map }
     }
 
-    func append(_ map: consuming Mmap) { maps[maps.count] = Transfer(map) }
+    var count: Int { maps.count }
+
+    func append(_ map: consuming Mmap) { maps.append(Transfer(map)) }
 
     func unlockAll() {
-        for (_, box) in maps.sorted(by: { $0.key < $1.key }) {
+        for box in maps {
             if var map = box.map.take() {
                 try? map.unlock()
                 try? map.unmap()
             }
         }
+    }
+}
+
+/// `lock --daemon`: the parent waits until the child has locked its files and relays the
+/// child's report and status, so that errors reach the terminal before the child detaches.
+enum Daemon {
+    /// Forks; the parent relays and exits, the child continues with stdout/stderr on a pipe.
+    static func detachAfterSetup() throws {
+        var fds: [CInt] = [0, 0]
+        guard pipe(&fds) == 0 else { throw PageCacheError("pipe: \(errnoText(errno))") }
+        Output.stdout.flush()
+        let child = fork()
+        if child < 0 { throw PageCacheError("fork: \(errnoText(errno))") }
+        if child > 0 {
+            close(fds[1])
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var last: UInt8 = 1
+            var pending: [UInt8] = []
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                pending += buffer[0..<count]
+                // The child ends its report with NUL and one status byte.
+                if let nul = pending.firstIndex(of: 0), nul + 1 < pending.count {
+                    last = pending[nul + 1]
+                    pending = Array(pending[..<nul])
+                    break
+                }
+                _ = pending.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+                pending.removeAll()
+            }
+            _ = pending.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            exit(Int32(last))
+        }
+        close(fds[0])
+        setsid()
+        dup2(fds[1], STDOUT_FILENO)
+        dup2(fds[1], STDERR_FILENO)
+        close(fds[1])
+        Output.stdout.lineBuffered = true
+    }
+
+    /// The child, once locked: sends the status, then detaches stdio.
+    static func finishSetup(status: Int32) {
+        Output.stdout.flush()
+        Output.stderr.flush()
+        var trailer: [UInt8] = [0, UInt8(truncatingIfNeeded: status)]
+        _ = trailer.withUnsafeMutableBytes { write(STDOUT_FILENO, $0.baseAddress, 2) }
+        let null = open("/dev/null", O_RDWR)
+        dup2(null, STDIN_FILENO)
+        dup2(null, STDOUT_FILENO)
+        dup2(null, STDERR_FILENO)
+        if null > 2 { close(null) }
+        _ = chdir("/")
     }
 }

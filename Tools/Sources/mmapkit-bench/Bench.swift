@@ -9,6 +9,7 @@ extension OutputFormat: ExpressibleByArgument {}
 /// Foundation and pread, in one process run.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "mmapkit bench",
         abstract: "Measure MmapKit against raw syscalls, Foundation and pread, side by side.",
         discussion: """
             Workloads: \(allWorkloadNames.joined(separator: ", ")).

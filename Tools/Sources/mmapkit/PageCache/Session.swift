@@ -1,0 +1,383 @@
+import ArgumentParser
+import Glibc
+
+/// Options shared by the page-cache commands. Long names read as Swift CLI options; vmtouch's
+/// letters are accepted where they do not clash (`-h` stays help: use `--count-hard-links`).
+struct PageCacheOptions: ParsableArguments {
+    @Argument(help: "Files and directories (directories are walked). Names are used as bytes.")
+    var paths: [String] = []
+
+    @Flag(name: [.short, .long], help: "Accepted for compatibility: directories are always walked.")
+    var recursive = false
+
+    @Flag(name: [.customShort("f"), .customLong("follow-symlinks")], help: "Follow symbolic links inside directories.")
+    var followSymlinks = false
+
+    @Flag(name: [.customShort("F"), .customLong("one-file-system")], help: "Stay on each operand's filesystem.")
+    var oneFileSystem = false
+
+    @Flag(help: "Count a file once per name (hard links, links), not once per inode (vmtouch -h).")
+    var countHardLinks = false
+
+    @Option(name: [.customShort("m"), .customLong("max-file-size")], help: "Skip files larger than this (e.g. 500M).")
+    var maxFileSize: String?
+
+    @Option(
+        name: [.customShort("p"), .customLong("range")],
+        help: "Only this byte range of each file: START-END, START-, -END or LENGTH (K, M, G suffixes)."
+    )
+    var range: String?
+
+    @Option(name: [.customShort("i"), .customLong("exclude")], help: "Skip files and directories matching this.")
+    var exclude: [String] = []
+
+    @Option(name: [.customShort("I"), .customLong("include")], help: "Only files whose name matches this pattern.")
+    var include: [String] = []
+
+    @Option(
+        name: [.customShort("b"), .customLong("batch")],
+        help: "Read paths from this file ('-': stdin), one a line."
+    )
+    var batch: String?
+
+    @Flag(name: [.customShort("0"), .customLong("null")], help: "Batch input is NUL-separated (find -print0).")
+    var nullSeparated = false
+
+    @Flag(name: [.short, .customLong("summary-only")], help: "Print only the summary, not a line per file.")
+    var summaryOnly = false
+
+    @Flag(name: [.short, .long], help: "Print nothing but errors.")
+    var quiet = false
+
+    @Flag(help: "Print JSON: one object, files streamed in its 'files' array (see the README).")
+    var json = false
+
+    @Flag(help: "Print a stderr line for every path skipped inside directories (symbolic links, FIFOs, ...).")
+    var showSkips = false
+
+    @Flag(help: "Measure with mmap + mincore even where cachestat(2) is available.")
+    var mincore = false
+
+    func validate() throws {
+        if paths.isEmpty && batch == nil { throw ValidationError("give at least one path (or --batch FILE)") }
+        if let maxFileSize, parseByteCount(maxFileSize) == nil {
+            throw ValidationError("--max-file-size '\(maxFileSize)' is not a size like 500M")
+        }
+        if let range, ByteRange(range) == nil {
+            throw ValidationError("--range '\(range)' is not a range like 0-64M, 1G- or -4K")
+        }
+    }
+
+    var walkOptions: WalkOptions {
+        var options = WalkOptions()
+        options.followSymlinks = followSymlinks
+        options.oneFileSystem = oneFileSystem
+        options.countHardLinks = countHardLinks
+        options.maxFileSize = maxFileSize.flatMap(parseByteCount)
+        options.include = include.map { Array(RawArguments.bytes(of: $0)) + [0] }
+        options.exclude = exclude.map { Array(RawArguments.bytes(of: $0)) + [0] }
+        return options
+    }
+
+}
+
+/// One measured file, as a command reports it.
+struct FileRecord {
+    var path: [UInt8]
+    var size: Int
+    var counts: PageCounts
+    /// `evict` and `touch`: the residency before acting.
+    var before: PageCounts? = nil
+}
+
+/// The state of one command run: totals, problems and the streaming output.
+final class Session: WalkVisitor {
+    enum Kind { case residency, touch, evict, lock }
+
+    let kind: Kind
+    let options: PageCacheOptions
+    let meter: Meter
+    let range: ByteRange
+    let barWidth: Int?
+    /// What the command does with each file; returns the record to report, or nil.
+    var action: ((Session, CInt, [UInt8], stat) -> FileRecord?)!
+
+    private let out = Output.stdout
+    private(set) var files = 0
+    private(set) var bytes = 0
+    private(set) var pages = 0
+    private(set) var resident = 0
+    private(set) var residentBytes = 0
+    private(set) var residentBefore = 0
+    private(set) var hiddenFiles = 0
+    private(set) var dirty = 0
+    private(set) var writeback = 0
+    private(set) var evicted = 0
+    private(set) var recentlyEvicted = 0
+    private var cachestatCounted = false
+    private(set) var failures: [(path: BytePath, message: String)] = []
+    private var reportedSkips: [(path: BytePath, message: String)] = []
+    private var skipCounts = [Int](repeating: 0, count: SkipReason.allCases.count)
+    private let started = monotonicSeconds()
+    private var lastProgress = 0.0
+    private let showProgress: Bool
+    var walker: Walker!
+
+    init(kind: Kind, options: PageCacheOptions, barWidth: Int? = nil) {
+        self.kind = kind
+        self.options = options
+        self.meter = Meter(forceMincore: options.mincore)
+        self.range = options.range.flatMap(ByteRange.init) ?? ByteRange()
+        self.barWidth = barWidth
+        self.showProgress = isatty(STDERR_FILENO) == 1 && !options.quiet && !options.json
+    }
+
+    var printsFiles: Bool { !options.summaryOnly && !options.quiet }
+
+    /// Walks every operand, reporting as it goes; then the summary.
+    func run() throws {
+        if options.json {
+            out.write("{\"files\":[")
+        }
+        walker = Walker(options: options.walkOptions, visitor: self)
+        walker.rememberAll = options.paths.count > 1 || options.batch != nil || options.followSymlinks
+        for path in options.paths { walker.walk(operand: BytePath(argument: path)) }
+        if let batch = options.batch {
+            // Each batch path is measured, and its line written, as soon as it is read.
+            if options.batch == "-" { out.lineBuffered = true }
+            do {
+                try readBatch(batch, separator: options.nullSeparated ? 0 : UInt8(ascii: "\n")) { path in
+                    walker.walk(operand: path)
+                }
+            } catch {
+                fail(path: Array(batch.utf8), message: error.description)
+            }
+        }
+        clearProgress()
+    }
+
+    // MARK: - WalkVisitor
+
+    func visit(fd: CInt, path: [UInt8], stat st: stat) {
+        if let record = action(self, fd, path, st) { report(record) }
+        if showProgress { progress(path) }
+    }
+
+    func skip(path: [UInt8], reason: SkipReason, detail: String, operand: Bool) {
+        skipCounts[reason.rawValue] += 1
+        if operand || options.showSkips {
+            reportedSkips.append((BytePath(path), detail))
+            clearProgress()
+            if !options.quiet || operand { warn("\(BytePath(path).escaped): skipped: \(detail)") }
+        }
+    }
+
+    func fail(path: [UInt8], message: String) {
+        failures.append((BytePath(path), message))
+        clearProgress()
+        warn("\(BytePath(path).escaped): \(message)")
+    }
+
+    // MARK: - Records
+
+    /// Measures `range` of an open file, turning the odd outcomes into skips and failures.
+    func measure(fd: CInt, path: [UInt8], stat st: stat, barWidth: Int? = nil) -> PageCounts? {
+        switch meter.measure(fd: fd, stat: st, range: range.clipped(to: Int(st.st_size)), barWidth: barWidth) {
+        case .measured(let counts): return counts
+        case .noPageCache:
+            skip(path: path, reason: .noPageCache, detail: "has no page cache (mmap: ENODEV)", operand: true)
+            return nil
+        case .failed(let message):
+            fail(path: path, message: message)
+            return nil
+        }
+    }
+
+    private func report(_ record: FileRecord) {
+        let clipped = range.clipped(to: record.size)
+        let counts = record.counts
+        let page = meter.pageSize
+        let recordResidentBytes = counts.hidden ? 0 : residentByteCount(counts.resident, range: clipped, page: page)
+        files += 1
+        bytes += clipped.count
+        pages += counts.pages
+        if counts.hidden {
+            hiddenFiles += 1
+        } else {
+            resident += counts.resident
+            residentBytes += recordResidentBytes
+            residentBefore += record.before.map { $0.hidden ? counts.resident : $0.resident } ?? counts.resident
+        }
+        if let value = counts.dirty {
+            cachestatCounted = true
+            dirty += value
+            writeback += counts.writeback ?? 0
+            evicted += counts.evicted ?? 0
+            recentlyEvicted += counts.recentlyEvicted ?? 0
+        }
+        guard !options.quiet else { return }
+        if options.json {
+            var object = JSONObject()
+            object.add(path: BytePath(record.path))
+            object.add("bytes", clipped.count)
+            object.add("pages", counts.pages)
+            if counts.hidden {
+                object.add("hidden", true)
+            } else {
+                object.add("residentPages", counts.resident)
+                object.add("residentBytes", recordResidentBytes)
+                object.add("percent", percentValue(counts.resident, of: counts.pages))
+            }
+            if let dirty = counts.dirty {
+                object.add("dirtyPages", dirty)
+                object.add("writebackPages", counts.writeback ?? 0)
+                object.add("evictedPages", counts.evicted ?? 0)
+                object.add("recentlyEvictedPages", counts.recentlyEvicted ?? 0)
+            }
+            if let before = record.before, !before.hidden {
+                object.add("residentPagesBefore", before.resident)
+                if kind == .evict { object.add("residentPagesAfter", counts.resident) }
+                if kind == .touch { object.add("newlyResidentPages", max(0, counts.resident - before.resident)) }
+            }
+            if let bar = counts.bar { object.add("bar", bar) }
+            out.write(files == 1 ? "\n" : ",\n")
+            out.write(object.json)
+        } else if printsFiles {
+            clearProgress()
+            var line = ""
+            let name = BytePath(record.path).escaped
+            if counts.hidden {
+                line =
+                    padLeft("?", 10) + "/" + String(counts.pages) + "  residency hidden by the kernel"
+                    + " (you can neither write nor own this file)  " + name
+            } else {
+                let fraction = padLeft(String(counts.resident), 10) + "/" + String(counts.pages)
+                line = fraction + String(repeating: " ", count: max(1, 22 - fraction.count))
+                line +=
+                    padLeft(humanBytes(recordResidentBytes), 10) + " "
+                    + padLeft(percentText(counts.resident, of: counts.pages), 8)
+                if let before = record.before, kind == .evict {
+                    line += "  (was " + (before.hidden ? "?" : String(before.resident)) + ")"
+                }
+                if let before = record.before, kind == .touch, !before.hidden {
+                    line += "  (+" + String(max(0, counts.resident - before.resident)) + ")"
+                }
+                line += "  " + name
+            }
+            if let bar = counts.bar { line += "\n  [" + bar + "]" }
+            out.line(line)
+        }
+    }
+
+    private func residentByteCount(_ residentPages: Int, range: Range<Int>, page: Int) -> Int {
+        // The last page may be partial: count at most the bytes in the range.
+        min(residentPages * page, range.count)
+    }
+
+    // MARK: - Summary
+
+    /// Prints the summary (text or the end of the JSON object) and returns the exit status.
+    func finish(extraLines: [String] = [], extraJSON: (inout JSONObject) -> Void = { _ in }) -> Int32 {
+        let elapsed = monotonicSeconds() - started
+        if options.json {
+            out.write(files == 0 ? "],\n" : "\n],\n")
+            var total = JSONObject()
+            total.add("files", files)
+            total.add("directories", walker?.directories ?? 0)
+            total.add("foldedNames", walker?.foldedNames ?? 0)
+            total.add("bytes", bytes)
+            total.add("pages", pages)
+            total.add("residentPages", resident)
+            total.add("residentBytes", residentBytes)
+            total.add("percent", percentValue(resident, of: pages))
+            total.add("hiddenFiles", hiddenFiles)
+            if cachestatCounted {
+                total.add("dirtyPages", dirty)
+                total.add("writebackPages", writeback)
+                total.add("evictedPages", evicted)
+                total.add("recentlyEvictedPages", recentlyEvicted)
+            }
+            total.add("seconds", elapsed)
+            extraJSON(&total)
+            out.write("\"total\":" + total.json + ",\n")
+            var counts = JSONObject()
+            for reason in SkipReason.allCases { counts.add(reason.key, skipCounts[reason.rawValue]) }
+            out.write("\"skippedCounts\":" + counts.json + ",\n")
+            out.write("\"skipped\":[" + problemsJSON(reportedSkips) + "],\n")
+            out.write("\"errors\":[" + problemsJSON(failures) + "]}")
+            out.line("")
+        } else if !options.quiet {
+            let folded = walker?.foldedNames ?? 0
+            var lines = [
+                "           Files: \(files)"
+                    + (folded > 0 ? "  (\(folded) more \(folded == 1 ? "name" : "names") folded: \(foldNote))" : ""),
+                "     Directories: \(walker?.directories ?? 0)",
+                "  Resident Pages: \(resident)/\(pages)  \(humanBytes(residentBytes))/\(humanBytes(bytes))  "
+                    + percentText(resident, of: pages),
+            ]
+            if hiddenFiles > 0 {
+                lines.append(
+                    "    Hidden Files: \(hiddenFiles) (the kernel hides the residency of files you can neither write nor own)"
+                )
+            }
+            if cachestatCounted && (dirty > 0 || writeback > 0 || evicted > 0 || kind != .residency) {
+                lines.append(
+                    "      Page Cache: \(dirty) dirty, \(writeback) under writeback, "
+                        + "\(evicted) evicted (\(recentlyEvicted) recently)"
+                )
+            }
+            lines += extraLines
+            let skipped = skipCounts.reduce(0, +)
+            if skipped > 0 {
+                let parts = SkipReason.allCases.filter { skipCounts[$0.rawValue] > 0 }.map {
+                    "\($0.summary): \(skipCounts[$0.rawValue])"
+                }
+                lines.append("         Skipped: \(skipped) (" + parts.joined(separator: ", ") + ")")
+            }
+            if !failures.isEmpty { lines.append("          Errors: \(failures.count) (listed on stderr)") }
+            lines.append("         Elapsed: " + secondsText(elapsed))
+            if printsFiles && files > 0 { out.line("") }
+            for line in lines { out.line(line) }
+        }
+        out.flush()
+        return failures.isEmpty ? 0 : 1
+    }
+
+    private let foldNote = "links to files already counted"
+
+    var newlyResidentPages: Int { max(0, resident - residentBefore) }
+    var evictedPages: Int { max(0, residentBefore - resident) }
+
+    private func problemsJSON(_ problems: [(path: BytePath, message: String)]) -> String {
+        problems.map { problem in
+            var object = JSONObject()
+            object.add(path: problem.path)
+            object.add("message", problem.message)
+            return object.json
+        }.joined(separator: ",")
+    }
+
+    // MARK: - Progress
+
+    private func progress(_ path: [UInt8]) {
+        let now = monotonicSeconds()
+        guard now - lastProgress > 0.2 else { return }
+        lastProgress = now
+        out.flush()
+        let text = "\(files) files, \(walker.directories) directories, \(resident)/\(pages) pages resident  "
+        var name = BytePath(path).escaped
+        if name.count > 60 { name = "..." + String(name.suffix(57)) }
+        Output.stderr.write("\r\u{1B}[K" + text + name)
+        Output.stderr.flush()
+        progressShown = true
+    }
+
+    private var progressShown = false
+
+    private func clearProgress() {
+        guard progressShown else { return }
+        progressShown = false
+        Output.stderr.write("\r\u{1B}[K")
+        Output.stderr.flush()
+    }
+}

@@ -1,0 +1,438 @@
+import CPageCache
+import Glibc
+
+/// How ``Walker`` chooses files, mirroring vmtouch's options.
+struct WalkOptions {
+    /// Follow symbolic links met inside directories (`-f`); links named on the command line are
+    /// always followed.
+    var followSymlinks = false
+    /// Do not descend into directories on other filesystems than the operand's (`-F`).
+    var oneFileSystem = false
+    /// Count a file once per name instead of once per (device, inode) (vmtouch's `-h`).
+    var countHardLinks = false
+    /// Skip files larger than this (`-m`).
+    var maxFileSize: Int? = nil
+    /// Only files whose name matches one of these `fnmatch(3)` patterns (`-I`, as vmtouch).
+    var include: [[UInt8]] = []
+    /// Skip files and directories whose name matches one of these patterns (`-i`, as vmtouch).
+    var exclude: [[UInt8]] = []
+}
+
+/// Why a path was passed over without being measured. None of these is a failure.
+enum SkipReason: Int, CaseIterable {
+    case symlinkNotFollowed, danglingSymlink, symlinkLoop, directoryLoop, notRegular, noPageCache
+    case otherFileSystem, tooLarge, excluded
+
+    var summary: String {
+        switch self {
+        case .symlinkNotFollowed: "symbolic links not followed (-f follows)"
+        case .danglingSymlink: "dangling symbolic links"
+        case .symlinkLoop: "symbolic link loops"
+        case .directoryLoop: "directory loops"
+        case .notRegular: "FIFOs, sockets and devices"
+        case .noPageCache: "on filesystems without page cache (proc, sysfs, ...)"
+        case .otherFileSystem: "on other filesystems (-F)"
+        case .tooLarge: "larger than --max-file-size"
+        case .excluded: "excluded by --include/--exclude"
+        }
+    }
+
+    var key: String {
+        switch self {
+        case .symlinkNotFollowed: "symlinkNotFollowed"
+        case .danglingSymlink: "danglingSymlink"
+        case .symlinkLoop: "symlinkLoop"
+        case .directoryLoop: "directoryLoop"
+        case .notRegular: "notRegular"
+        case .noPageCache: "noPageCache"
+        case .otherFileSystem: "otherFileSystem"
+        case .tooLarge: "tooLarge"
+        case .excluded: "excluded"
+        }
+    }
+}
+
+/// A file's identity: a hard link or a symbolic link to a file already counted is folded.
+struct FileID: Hashable {
+    let device: UInt64
+    let inode: UInt64
+    init(_ st: stat) {
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+}
+
+/// What the walker hands to a command.
+protocol WalkVisitor: AnyObject {
+    /// A regular file, open read-only; the walker closes `fd` afterwards. `path` is the full
+    /// name as bytes (valid only during the call).
+    func visit(fd: CInt, path: [UInt8], stat: stat)
+    /// A path passed over (`operand`: named on the command line, so worth a line on stderr).
+    func skip(path: [UInt8], reason: SkipReason, detail: String, operand: Bool)
+    /// A path that could not be examined: a failure (exit status 1), with the reason.
+    func fail(path: [UInt8], message: String)
+}
+
+/// Walks operands depth-first at the byte level with `openat`/`fdopendir`/`readdir`,
+/// streaming each regular file to a visitor as it is met. Memory is one directory's names per
+/// level of depth, plus the identities of multiply-linked files (as vmtouch keeps).
+final class Walker {
+    let options: WalkOptions
+    unowned let visitor: WalkVisitor
+    private(set) var directories = 0
+    private(set) var foldedNames = 0
+    private var seen = Set<FileID>()
+    /// With several operands or `-f`, a file with one link can be met twice: remember all.
+    var rememberAll = false
+    private var path: [UInt8] = []
+    private var ancestors: [FileID] = []
+    private var rootDevice: UInt64 = 0
+    private var pseudoDevices: [UInt64: Bool] = [:]
+    private let fileFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | CPageCache_O_NOATIME()
+    private var noatime = true
+    var progress: ((Walker) -> Void)?
+    private var visitedFiles = 0
+    var filesSeen: Int { visitedFiles }
+
+    init(options: WalkOptions, visitor: WalkVisitor) {
+        self.options = options
+        self.visitor = visitor
+    }
+
+    // MARK: - Operands
+
+    /// Walks one path named by the user (a command-line argument or a batch line).
+    func walk(operand: BytePath) {
+        path = operand.bytes
+        while path.count > 1 && path.last == UInt8(ascii: "/") { path.removeLast() }
+        var st = stat()
+        let statResult = operand.withCString { stat($0, &st) }
+        if statResult != 0 {
+            let code = errno
+            visitor.fail(path: path, message: linkProblem(code) ?? errnoText(code))
+            return
+        }
+        rootDevice = UInt64(st.st_dev)
+        ancestors.removeAll()
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR:
+            let fd = operand.withCString { CPageCache_openat(AT_FDCWD, $0, O_RDONLY | O_CLOEXEC | O_DIRECTORY) }
+            guard fd >= 0 else {
+                visitor.fail(path: path, message: "cannot open the directory: \(errnoText(-fd))")
+                return
+            }
+            if let kind = pseudoFileSystem(fd: fd, device: UInt64(st.st_dev)) {
+                close(fd)
+                visitor.skip(
+                    path: path,
+                    reason: .noPageCache,
+                    detail: "is on \(kind), which has no page cache",
+                    operand: true
+                )
+                return
+            }
+            directories += 1
+            ancestors.append(FileID(st))
+            walkDirectory(fd)
+        case S_IFREG:
+            var fd = operand.withCString { CPageCache_openat(AT_FDCWD, $0, fileFlags) }
+            if fd == -EPERM {
+                fd = operand.withCString { CPageCache_openat(AT_FDCWD, $0, fileFlags & ~CPageCache_O_NOATIME()) }
+            }
+            guard fd >= 0 else {
+                visitor.fail(path: path, message: errnoText(-fd))
+                return
+            }
+            if let kind = pseudoFileSystem(fd: fd, device: UInt64(st.st_dev)) {
+                close(fd)
+                visitor.skip(
+                    path: path,
+                    reason: .noPageCache,
+                    detail: "is on \(kind), which has no page cache",
+                    operand: true
+                )
+                return
+            }
+            file(fd: fd, viaLink: false, operand: true)
+        default:
+            visitor.fail(path: path, message: nonRegularDescription(st.st_mode))
+        }
+    }
+
+    /// For a failed `stat`: a clearer message when a symbolic link is the cause.
+    private func linkProblem(_ code: CInt) -> String? {
+        if code == ELOOP { return "symbolic link loop (\(errnoText(ELOOP)))" }
+        guard code == ENOENT else { return nil }
+        var st = stat()
+        let isLink = BytePath(path).withCString { lstat($0, &st) } == 0 && st.st_mode & S_IFMT == S_IFLNK
+        guard isLink else { return nil }
+        var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = BytePath(path).withCString { readlink($0, &target, Int(PATH_MAX)) }
+        let destination = count > 0 ? BytePath(target[0..<count].map { UInt8(bitPattern: $0) }).escaped : "?"
+        return "dangling symbolic link (to \(destination))"
+    }
+
+    // MARK: - Directories
+
+    private struct Entry {
+        var start: Int32
+        var length: Int32
+        var type: UInt8
+    }
+
+    private func walkDirectory(_ fd: CInt) {
+        guard let directory = fdopendir(fd) else {
+            let code = errno
+            close(fd)
+            visitor.fail(path: path, message: "cannot read the directory: \(errnoText(code))")
+            return
+        }
+        defer { closedir(directory) }
+        // Read the names first (one buffer, NUL-terminated), then visit them in byte order.
+        var names: [UInt8] = []
+        var entries: [Entry] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(directory) else {
+                if errno != 0 {
+                    visitor.fail(path: path, message: "cannot read the directory: \(errnoText(errno))")
+                }
+                break
+            }
+            let start = names.count
+            let type = entry.pointee.d_type
+            withUnsafeBytes(of: &entry.pointee.d_name) { raw in
+                let length = strnlen(raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
+                names.append(contentsOf: raw[0..<length])
+            }
+            let length = names.count - start
+            if (length == 1 && names[start] == UInt8(ascii: "."))
+                || (length == 2 && names[start] == UInt8(ascii: ".") && names[start + 1] == UInt8(ascii: "."))
+            {
+                names.removeLast(length)
+                continue
+            }
+            names.append(0)
+            entries.append(Entry(start: Int32(start), length: Int32(length), type: type))
+        }
+        names.withUnsafeBufferPointer { buffer in
+            entries.sort { a, b in
+                let common = Int(min(a.length, b.length))
+                let order = memcmp(buffer.baseAddress! + Int(a.start), buffer.baseAddress! + Int(b.start), common)
+                return order != 0 ? order < 0 : a.length < b.length
+            }
+        }
+        let dirfd = Glibc.dirfd(directory)
+        let parentLength = path.count
+        for entry in entries {
+            path.removeSubrange(parentLength...)
+            if path.last != UInt8(ascii: "/") { path.append(UInt8(ascii: "/")) }
+            let name = names[Int(entry.start)..<Int(entry.start + entry.length)]
+            path.append(contentsOf: name)
+            names.withUnsafeBufferPointer { buffer in
+                let cName = UnsafeRawPointer(buffer.baseAddress! + Int(entry.start)).assumingMemoryBound(to: CChar.self)
+                self.entry(in: dirfd, name: cName, nameBytes: name, type: entry.type)
+            }
+        }
+        path.removeSubrange(parentLength...)
+    }
+
+    private func matches(_ patterns: [[UInt8]], _ name: ArraySlice<UInt8>) -> Bool {
+        guard !patterns.isEmpty else { return false }
+        var terminated = Array(name)
+        terminated.append(0)
+        return terminated.withUnsafeBufferPointer { nameBuffer in
+            patterns.contains { pattern in
+                pattern.withUnsafeBufferPointer { patternBuffer in
+                    UnsafeRawPointer(patternBuffer.baseAddress!).withMemoryRebound(
+                        to: CChar.self,
+                        capacity: pattern.count
+                    ) {
+                        pat in
+                        UnsafeRawPointer(nameBuffer.baseAddress!).withMemoryRebound(
+                            to: CChar.self,
+                            capacity: terminated.count
+                        ) { fnmatch(pat, $0, 0) == 0 }
+                    }
+                }
+            }
+        }
+    }
+
+    private func entry(in dirfd: CInt, name: UnsafePointer<CChar>, nameBytes: ArraySlice<UInt8>, type: UInt8) {
+        if matches(options.exclude, nameBytes) {
+            visitor.skip(path: path, reason: .excluded, detail: "excluded", operand: false)
+            return
+        }
+        var kind = type
+        var viaLink = false
+        if kind == UInt8(DT_UNKNOWN) || kind == UInt8(DT_LNK) {
+            var st = stat()
+            if fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+                visitor.fail(path: path, message: errnoText(errno))
+                return
+            }
+            kind = directoryType(st.st_mode)
+        }
+        if kind == UInt8(DT_LNK) {
+            guard options.followSymlinks else {
+                visitor.skip(
+                    path: path,
+                    reason: .symlinkNotFollowed,
+                    detail: "symbolic link not followed",
+                    operand: false
+                )
+                return
+            }
+            var st = stat()
+            if fstatat(dirfd, name, &st, 0) != 0 {
+                let code = errno
+                if code == ELOOP {
+                    visitor.skip(path: path, reason: .symlinkLoop, detail: "symbolic link loop", operand: false)
+                } else if code == ENOENT {
+                    visitor.skip(path: path, reason: .danglingSymlink, detail: "dangling symbolic link", operand: false)
+                } else {
+                    visitor.fail(path: path, message: errnoText(code))
+                }
+                return
+            }
+            kind = directoryType(st.st_mode)
+            viaLink = true
+        }
+        let noFollow = viaLink ? 0 : CPageCache_O_NOFOLLOW()
+        switch kind {
+        case UInt8(DT_REG):
+            var fd = CPageCache_openat(
+                dirfd,
+                name,
+                (noatime ? fileFlags : fileFlags & ~CPageCache_O_NOATIME()) | noFollow
+            )
+            if fd == -EPERM && noatime {
+                // O_NOATIME needs ownership (or CAP_FOWNER); fall back for the rest of the walk.
+                noatime = false
+                fd = CPageCache_openat(dirfd, name, (fileFlags & ~CPageCache_O_NOATIME()) | noFollow)
+            }
+            guard fd >= 0 else {
+                visitor.fail(path: path, message: errnoText(-fd))
+                return
+            }
+            file(fd: fd, viaLink: viaLink, operand: false)
+        case UInt8(DT_DIR):
+            let fd = CPageCache_openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_DIRECTORY | noFollow)
+            guard fd >= 0 else {
+                visitor.fail(path: path, message: "cannot open the directory: \(errnoText(-fd))")
+                return
+            }
+            var st = stat()
+            fstat(fd, &st)
+            let device = UInt64(st.st_dev)
+            if options.oneFileSystem && device != rootDevice {
+                close(fd)
+                visitor.skip(path: path, reason: .otherFileSystem, detail: "on another filesystem", operand: false)
+                return
+            }
+            if ancestors.last.map({ $0.device != device }) ?? true, let kind = pseudoFileSystem(fd: fd, device: device)
+            {
+                close(fd)
+                visitor.skip(path: path, reason: .noPageCache, detail: "on \(kind), no page cache", operand: false)
+                return
+            }
+            let id = FileID(st)
+            if ancestors.contains(id) {
+                close(fd)
+                visitor.skip(path: path, reason: .directoryLoop, detail: "directory loop", operand: false)
+                return
+            }
+            if viaLink {
+                // A directory reached twice through links is walked once.
+                if seen.contains(id) {
+                    close(fd)
+                    foldedNames += 1
+                    return
+                }
+                seen.insert(id)
+            }
+            directories += 1
+            ancestors.append(id)
+            walkDirectory(fd)
+            ancestors.removeLast()
+        default:
+            visitor.skip(path: path, reason: .notRegular, detail: "not a regular file", operand: false)
+        }
+    }
+
+    // MARK: - Files
+
+    private func file(fd: CInt, viaLink: Bool, operand: Bool) {
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            visitor.fail(path: path, message: errnoText(errno))
+            return
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            visitor.skip(path: path, reason: .notRegular, detail: "not a regular file", operand: operand)
+            return
+        }
+        if !operand && !options.include.isEmpty && !matches(options.include, path[...].lastComponentSlice) {
+            visitor.skip(path: path, reason: .excluded, detail: "not included", operand: false)
+            return
+        }
+        if let limit = options.maxFileSize, Int(st.st_size) > limit {
+            visitor.skip(path: path, reason: .tooLarge, detail: "larger than \(limit) bytes", operand: operand)
+            return
+        }
+        if !options.countHardLinks && (st.st_nlink > 1 || viaLink || rememberAll) {
+            let id = FileID(st)
+            if seen.contains(id) {
+                foldedNames += 1
+                return
+            }
+            seen.insert(id)
+        }
+        visitedFiles += 1
+        visitor.visit(fd: fd, path: path, stat: st)
+        progress?(self)
+    }
+
+    /// The name of a filesystem without page cache that `fd` is on, or nil. Cached per device.
+    private func pseudoFileSystem(fd: CInt, device: UInt64) -> String? {
+        if let known = pseudoDevices[device], !known { return nil }
+        let type = CPageCache_filesystemType(fd)
+        let names: [Int: String] = [
+            0x9fa0: "proc", 0x6265_6572: "sysfs", 0x6462_6720: "debugfs", 0x7472_6163: "tracefs",
+            0x7363_6673: "securityfs", 0x6367_7270: "cgroup2", 0x0027_e0eb: "cgroup", 0x6265_6570: "configfs",
+            0x6165_676C: "pstore", 0xcafe_4a11: "bpf", 0x1cd1: "devpts", 0xde5e_81e4: "efivarfs",
+            0x6573_5543: "fusectl", 0x4249_4e4d: "binfmt_misc",
+        ]
+        let name = names[type]
+        pseudoDevices[device] = name != nil
+        return name
+    }
+}
+
+private func directoryType(_ mode: mode_t) -> UInt8 {
+    switch mode & S_IFMT {
+    case S_IFREG: UInt8(DT_REG)
+    case S_IFDIR: UInt8(DT_DIR)
+    case S_IFLNK: UInt8(DT_LNK)
+    default: UInt8(DT_FIFO)
+    }
+}
+
+func nonRegularDescription(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFIFO: "is a FIFO, which has no page cache"
+    case S_IFSOCK: "is a socket, which has no page cache"
+    case S_IFCHR: "is a character device, which has no page cache"
+    case S_IFBLK: "is a block device; pass a file on it instead"
+    default: "is not a regular file"
+    }
+}
+
+extension ArraySlice where Element == UInt8 {
+    var lastComponentSlice: ArraySlice<UInt8> {
+        let start = self.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? startIndex
+        return self[start...]
+    }
+}
