@@ -16,7 +16,7 @@ SYMBOL_GRAPHS := .build-docs/symbol-graphs
 FUZZ_SECONDS ?= 60
 FUZZ_WORK    := .build-fuzz-corpus
 
-.PHONY: help build test test-debug test-release test-tools model-long check check-c check-sanitizers lint format clean run bench tool \
+.PHONY: help build test test-debug test-release test-tools model-long oracles check check-c check-sanitizers lint format clean run bench tool \
 	install uninstall docs fuzz
 
 help:
@@ -52,9 +52,14 @@ STEPS        ?= 10000
 model-long:
 	MMAPKIT_MODEL_SEEDS=$(SEEDS) MMAPKIT_MODEL_STEPS=$(STEPS) $(SWIFT) test -c release --filter ModelSequenceTests
 
-# End-to-end tests of the mmapkit tool (run as a child process).
-test-tools:
+# End-to-end tests of the mmapkit tool (run as a child process). vmtouch and fincore are their
+# oracles; vmtouch is installed from Debian's packages when it is missing (CI runs as root).
+test-tools: oracles
 	$(SWIFT) test --package-path $(TOOLS)
+
+oracles:
+	@command -v vmtouch >/dev/null || { apt-get update -qq && apt-get install -y -qq vmtouch; } \
+		|| { echo "make: the tool's tests need vmtouch (apt-get install vmtouch)"; exit 1; }
 
 check: check-c check-sanitizers
 	$(SWIFT) build --build-tests --scratch-path .build-check \
