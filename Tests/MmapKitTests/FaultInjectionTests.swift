@@ -273,6 +273,12 @@ extension MmapKitTests {
             PolicyRow(call: .mmap, errno: ENODEV, code: .notMappable) { f throws(MmapError) in
                 _ = try Mmap(path: f.data)
             },
+            PolicyRow(call: .mmap, errno: EISDIR, code: .notMappable) { f throws(MmapError) in
+                _ = try Mmap(path: f.data)
+            },
+            PolicyRow(call: .mlock, errno: EHWPOISON, code: .fault) { f throws(MmapError) in
+                try Mmap(path: f.data).lock()
+            },
             PolicyRow(call: .open, errno: ENXIO, code: .notMappable) { f throws(MmapError) in _ = try Mmap(path: f.data)
             },
             PolicyRow(call: .mmap, errno: EOPNOTSUPP, code: .unsupported) { f throws(MmapError) in

@@ -30,13 +30,13 @@ extension MmapError {
     /// The table of the errno policy, row by row (the first matching row wins).
     internal static func code(for operation: Operation, errno: CInt) -> Code {
         switch (operation, errno) {
-        case (.advise, EFAULT), (.advise, EHWPOISON), (_, EHWPOISON):
+        case (.advise, EFAULT), (_, EHWPOISON):
             // MADV_POPULATE_*: a page the file no longer backs, or a hardware memory error.
             return .fault
         case (.remap, EFAULT):
             // The range spans several kernel mappings: part of it was advised or locked differently.
             return .unsupported
-        case (_, ENODEV), (.map, EISDIR), (.open, ENXIO), (.commit, EISDIR):
+        case (_, ENODEV), (.map, EISDIR), (.open, ENXIO):
             // ENXIO: open(2) of a Unix socket or a device without a driver.
             return .notMappable
         case (_, EOPNOTSUPP), (.advise, EINVAL):
