@@ -172,6 +172,11 @@ int CMmapShim_munmap(void *addr, size_t length) {
     return 0;
 }
 
+int CMmapShim_munmapPart(void *addr, size_t length) {
+    INJECT(munmap);
+    return munmap(addr, length) == 0 ? 0 : errno;
+}
+
 int CMmapShim_mprotect(void *addr, size_t length, int prot) {
     INJECT(mprotect);
     return mprotect(addr, length, prot) == 0 ? 0 : errno;

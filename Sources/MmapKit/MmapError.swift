@@ -81,10 +81,14 @@ extension MmapError {
         public static let commit = Operation(14)
         /// Decommitting pages of a reservation.
         public static let decommit = Operation(15)
+        /// Writing a file's data to its device (`fdatasync(2)`), after the pages were flushed.
+        public static let dataSync = Operation(16)
+        /// Duplicating a descriptor that MmapKit keeps (`fcntl(F_DUPFD_CLOEXEC)`).
+        public static let duplicate = Operation(17)
 
         private static let names = [
             "mmap", "munmap", "mprotect", "msync", "madvise", "mlock", "munlock", "mremap", "mincore", "open",
-            "fstat", "grow", "access", "memfd", "commit", "decommit",
+            "fstat", "grow", "access", "memfd", "commit", "decommit", "fdatasync", "dup",
         ]
 
         /// The system call's name, e.g. `"mmap"`.

@@ -50,7 +50,9 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
         }
         var duplicate: CInt = -1
         error = system_dupCloexec(fileDescriptor, &duplicate)
-        guard error == 0 else { throw .system(.open, errno: error, "cannot duplicate descriptor \(fileDescriptor)") }
+        guard error == 0 else {
+            throw .system(.duplicate, errno: error, "cannot duplicate descriptor \(fileDescriptor)")
+        }
         self.reservation = reservation
         self.fd = duplicate
         self.mappedCount = Int(size)
@@ -130,7 +132,7 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
         guard mappedCount > 0 else { return }
         try reservation.region.flush(range: 0..<mappedCount, synchronous: true)
         let error = system_fdatasync(fd)
-        guard error == 0 else { throw .system(.flush, errno: error, "fdatasync failed") }
+        guard error == 0 else { throw .system(.dataSync, errno: error, "fdatasync failed") }
     }
 
     private static func pageEnd(_ count: Int) -> Int {

@@ -21,9 +21,12 @@ internal import Glibc
 public struct MmapReservation: ~Copyable, Sendable {
     // Invariant: `region` is the reservation (base, mappedLength = count, page aligned) owned by
     // this value; `committed` lists disjoint, sorted, page-aligned ranges inside it that are
-    // mapped readable and writable; every other page is PROT_NONE.
+    // mapped readable and writable; `lost` lists ranges the kernel removed and MmapKit could not
+    // reserve again (normally empty): they are no longer this value's and are never touched;
+    // every other page is PROT_NONE.
     @usableFromInline internal var region: Region
     @usableFromInline internal var committed: [Range<Int>]
+    @usableFromInline internal var lost: [Range<Int>]
 
     /// Reserves `count` bytes of address space (rounded up to the page), committing nothing.
     ///
@@ -51,10 +54,26 @@ public struct MmapReservation: ~Copyable, Sendable {
             flags: flags
         )
         committed = []
+        lost = []
     }
 
     deinit {
-        region.unmapAfterFailure()
+        guard !lost.isEmpty, let base = unsafe region.base else { return region.unmapAfterFailure() }
+        // Unmap what is still ours, piece by piece around the lost ranges (another allocation
+        // may live there now); the last piece counts as the reservation's one unmapping.
+        var pieces: [Range<Int>] = []
+        var position = 0
+        for hole in lost.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if position < hole.lowerBound { pieces.append(position..<hole.lowerBound) }
+            position = max(position, hole.upperBound)
+        }
+        if position < region.mappedLength { pieces.append(position..<region.mappedLength) }
+        for (index, piece) in pieces.enumerated() {
+            let address = unsafe base + piece.lowerBound
+            _ =
+                index == pieces.count - 1
+                ? unsafe system_munmap(address, piece.count) : unsafe system_munmapPart(address, piece.count)
+        }
     }
 
     /// The size of the reservation in bytes (a multiple of the page size).
@@ -188,6 +207,9 @@ extension MmapReservation {
 
     private func checkCommittable(_ range: Range<Int>) throws(MmapError) {
         try checkAligned(range, .commit)
+        if let hole = lost.first(where: { $0.overlaps(range) }) {
+            throw .invalid(.commit, "range \(range) overlaps \(hole), which the kernel took from the reservation")
+        }
         if let overlap = committed.first(where: { $0.overlaps(range) }) {
             throw .invalid(.commit, "range \(range) overlaps the committed range \(overlap)")
         }
@@ -225,8 +247,10 @@ extension MmapReservation {
     /// some files' mmap handlers refuse), leaving a hole that another allocation could take and
     /// that this reservation would later overwrite or unmap. So every failure is repaired before
     /// the error is thrown: a failed commit puts the reserved (`PROT_NONE`) pages back; a failed
-    /// decommit is retried once, since the retry is that same repair.
-    private func replace(
+    /// decommit is retried once, since the retry is that same repair. If the repair fails too and
+    /// the pages are gone, the range is no longer part of the reservation (``lost``): it is never
+    /// committed, read or unmapped by this value again.
+    private mutating func replace(
         _ range: Range<Int>,
         _ protection: CInt,
         _ flags: CInt,
@@ -247,11 +271,15 @@ extension MmapReservation {
                 throw failure
             }
             // Neither call succeeded. If the pages are still there, nothing changed.
-            precondition(
-                unsafe Self.isMapped(address, range.count),
-                "MmapKit: \(failure); the kernel removed pages \(range) of the reservation and they cannot be "
-                    + "reserved again: continuing would let another allocation land inside the reservation"
-            )
+            guard unsafe Self.isMapped(address, range.count) else {
+                lost.append(range)
+                remove(range)
+                var lostFailure = failure
+                lostFailure.message +=
+                    "; the kernel removed the pages and they could not be reserved again, so they are no longer "
+                    + "part of the reservation (any data committed there is gone)"
+                throw lostFailure
+            }
             throw failure
         }
     }

@@ -113,6 +113,11 @@ extension MmapView {
     ///
     /// The corresponding C function is `madvise(2)`.
     public func advise(_ advice: MmapAdvice, range: Range<Int>? = nil) throws(MmapError) {
-        try storage.mapping.region.advise(advice.rawValue, advice.name, range: storage.regionRange(range, .advise))
+        try storage.mapping.region.advise(
+            advice.rawValue,
+            advice.name,
+            range: storage.regionRange(range, .advise),
+            origin: storage.offset
+        )
     }
 }

@@ -26,6 +26,8 @@ extension MutableMmap {
     ///   - range: Byte offsets within the mapping; `nil` for all of it.
     /// - Throws: ``MmapError/Code/outOfBounds`` for a bad range; ``MmapError/Code/unsupported``
     ///   when the kernel refuses the advice for this mapping (`MADV_FREE` on a file mapping);
+    ///   ``MmapError/Code/invalidArgument`` when `dontNeed`, `free` or `remove` would meet locked
+    ///   pages (checked first: nothing changes);
     ///   ``MmapError/Code/fault`` when ``MmapDestructiveAdvice/populateWrite`` meets a page the
     ///   file no longer backs.
     ///

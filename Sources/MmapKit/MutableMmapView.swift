@@ -137,7 +137,12 @@ extension MutableMmapView {
     ///
     /// The corresponding C function is `madvise(2)`.
     public func advise(_ advice: MmapAdvice, range: Range<Int>? = nil) throws(MmapError) {
-        try storage.mapping.region.advise(advice.rawValue, advice.name, range: storage.regionRange(range, .advise))
+        try storage.mapping.region.advise(
+            advice.rawValue,
+            advice.name,
+            range: storage.regionRange(range, .advise),
+            origin: storage.offset
+        )
     }
 
     /// Gives advice that may discard the contents of the whole pages inside `range` of this
@@ -146,12 +151,16 @@ extension MutableMmapView {
     /// - Parameters:
     ///   - advice: Destructive advice such as ``MmapDestructiveAdvice/dontNeed``.
     ///   - range: Byte offsets within the view; `nil` for all of it.
-    /// - Throws: ``MmapError/Code/outOfBounds`` or ``MmapError/Code/unsupported``.
+    /// - Throws: ``MmapError/Code/outOfBounds`` or ``MmapError/Code/unsupported``;
+    ///   ``MmapError/Code/invalidArgument`` when pages of the range are locked (nothing changes);
+    ///   ``MmapError/Code/fault`` (with ``MmapError/faultOffset`` in the view) when
+    ///   ``MmapDestructiveAdvice/populateWrite`` meets a page the file no longer backs.
     public mutating func advise(_ advice: MmapDestructiveAdvice, range: Range<Int>? = nil) throws(MmapError) {
         try storage.mapping.region.adviseDestructively(
             advice.rawValue,
             advice.name,
-            range: storage.regionRange(range, .advise)
+            range: storage.regionRange(range, .advise),
+            origin: storage.offset
         )
     }
 }

@@ -492,6 +492,111 @@ extension MmapKitTests {
             }
         }
 
+        // MARK: Found by the hostile review
+
+        @Test func flushDataSyncingOfADescriptorThatCannotSyncThrowsInsteadOfTrapping() throws {
+            var fds: [CInt] = [0, 0]
+            #expect(unsafe pipe(&fds) == 0)
+            defer { for fd in fds { close(fd) } }
+            try expectNoLeaks { () throws(MmapError) in
+                let map = try MutableMmap(anonymous: page)
+                let error = expectMmapError(.system, errno: EINVAL) { () throws(MmapError) in
+                    try map.flush(dataSyncing: fds[1])
+                }
+                #expect(error?.operation == .dataSync)
+                let devNull = openFile("/dev/null", O_RDWR)
+                defer { close(devNull) }
+                expectMmapError(.system, errno: EINVAL) { () throws(MmapError) in try map.flush(dataSyncing: devNull) }
+            }
+        }
+
+        @Test(.disabled(if: runningUnderSanitizer, "sanitizers make mlock(2) a no-op"))
+        func theLockedPageCheckHoldsUnderMlockall() async {
+            await #expect(processExitsWith: .success) {
+                let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+                guard mlockall(MCL_CURRENT | MCL_FUTURE) == 0 else { exit(2) }
+                var map = try MutableMmap(anonymous: 3 * page)
+                unsafe map.withUnsafeMutableBytes { bytes in
+                    for i in 0..<bytes.count { unsafe bytes[i] = 0xAB }
+                }
+                try map.unlock(range: 0..<(2 * page))
+                do throws(MmapError) {
+                    try map.advise(.dontNeed)
+                    exit(3)
+                } catch {
+                    guard error.code == .invalidArgument else { exit(4) }
+                }
+                exit(array(map.bytes).allSatisfy { $0 == 0xAB } ? 0 : 5)
+            }
+        }
+
+        @Test(
+            .enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"),
+            .disabled(if: runningUnderSanitizer, "sanitizers make mlock(2) a no-op")
+        )
+        func aFailingLockedPageCheckRefusesTheAdviceAndChangesNothing() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: 3 * page)
+                unsafe map.withUnsafeMutableBytes { bytes in
+                    for i in 0..<bytes.count { unsafe bytes[i] = 0xAB }
+                }
+                try map.lock(range: (2 * page)..<(3 * page))
+                _MmapFaultInjection.inject(.mmap, errno: ENOMEM)  // the scratch page of the check
+                expectMmapError(.outOfMemory) { () throws(MmapError) in try map.advise(.dontNeed) }
+                _MmapFaultInjection.reset()
+                #expect(array(map.bytes).allSatisfy { $0 == 0xAB })
+                expectMmapError(.invalidArgument) { () throws(MmapError) in try map.advise(.dontNeed) }
+                #expect(array(map.bytes).allSatisfy { $0 == 0xAB })
+            }
+        }
+
+        @Test(.disabled(if: runningUnderThreadSanitizer, "TSan cannot recover from SIGBUS"))
+        func faultOffsetsOfViewsLocksAndMapOptionsNameTheFirstLostByteOfTheHandle() throws {
+            let path = directory.makeFile("data", count: 3 * page)
+            try expectNoLeaks { () throws(MmapError) in
+                var head = try MutableMmap(path: path).share()
+                var tail = try head.split(at: page)
+                #expect(unsafe truncate(path, off_t(2 * page)) == 0)
+                let populate = expectMmapError(.fault) { () throws(MmapError) in try tail.advise(.populateRead) }
+                #expect(populate?.faultOffset == page, "view-relative")
+                let write = expectMmapError(.fault) { () throws(MmapError) in try tail.advise(.populateWrite) }
+                #expect(write?.faultOffset == page)
+            }
+            let short = directory.makeFile("short", count: page)
+            try expectNoLeaks { () throws(MmapError) in
+                let map = try Mmap(path: short, count: 3 * page)
+                if !runningUnderSanitizer {
+                    let lock = expectMmapError(.fault) { () throws(MmapError) in try map.lock() }
+                    #expect(lock?.faultOffset == page)
+                }
+                let option = expectMmapError(.fault) { () throws(MmapError) in
+                    _ = try Mmap(path: short, count: 3 * page, options: MmapOptions().advice(.populateRead))
+                }
+                #expect(option?.faultOffset == page)
+            }
+        }
+
+        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
+        func aReservationWhosePagesTheKernelTookAndCouldNotRestoreGivesThemUpWithoutATrap() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var reservation = try MmapReservation(count: 8 * page)
+                let base = reservation.baseAddress
+                try reservation.commit(0..<(2 * page))
+                _MmapFaultInjection.inject(.mmapInPlace, times: 2, errno: ENOMEM, removingPages: true)
+                let error = expectMmapError(.outOfMemory) { () throws(MmapError) in
+                    try reservation.decommit(0..<page)
+                }
+                _MmapFaultInjection.reset()
+                #expect(error?.message.contains("no longer part of the reservation") == true)
+                #expect(reservation.committedRanges == [page..<(2 * page)])
+                #expect(!isMapped(base..<(base + UInt(page))))
+                expectMmapError(.invalidArgument) { () throws(MmapError) in try reservation.commit(0..<page) }
+                try reservation.commit((4 * page)..<(5 * page))
+                // Whatever lands in the hole now is someone else's and survives the reservation.
+                _ = reservation
+            }
+        }
+
         // MARK: 14. A full disk
 
         @Test(.enabled(if: canMount, "needs root to mount a tmpfs"))

@@ -60,6 +60,9 @@ int CMmapShim_mmap(void *addr, size_t length, int prot, int flags, int fd, int64
 int CMmapShim_mmapInPlace(void *addr, size_t length, int prot, int flags, int fd, int64_t offset);
 /// munmap(2). On success counts one mapping fewer.
 int CMmapShim_munmap(void *addr, size_t length);
+/// munmap(2) of a part of a mapping that is unmapped piece by piece (the mapping counter does
+/// not change: the last piece goes through CMmapShim_munmap).
+int CMmapShim_munmapPart(void *addr, size_t length);
 /// mprotect(2).
 int CMmapShim_mprotect(void *addr, size_t length, int prot);
 /// msync(2).

@@ -31,24 +31,29 @@ internal enum AdviceReach {
 
 extension Region {
     /// Applies advice that never destroys contents to the pages of `range`, widened as its
-    /// ``AdviceReach`` allows.
-    internal func advise(_ advice: CInt, _ name: String, range: Range<Int>) throws(MmapError) {
+    /// ``AdviceReach`` allows. Errors name bytes relative to `origin` (a view's offset).
+    internal func advise(_ advice: CInt, _ name: String, range: Range<Int>, origin: Int = 0) throws(MmapError) {
         try validate(range, .advise)
         guard !range.isEmpty else { return }
         let reach = AdviceReach(advice)
         guard reach == .hint else {
-            return try adviseInside(advice, name, range: range, reach: reach)
+            return try adviseInside(advice, name, range: range, reach: reach, origin: origin)
         }
         let (address, length) = unsafe pages(covering: range)
-        try unsafe madvise(address, length, advice, name, range)
+        try unsafe madvise(address, length, advice, name, range, origin: origin)
     }
 
     /// Applies advice that may destroy contents to the whole pages inside `range` only (see
     /// ``AdviceReach/destructive``). A range that contains no whole page changes nothing.
-    internal func adviseDestructively(_ advice: CInt, _ name: String, range: Range<Int>) throws(MmapError) {
+    internal func adviseDestructively(
+        _ advice: CInt,
+        _ name: String,
+        range: Range<Int>,
+        origin: Int = 0
+    ) throws(MmapError) {
         try validate(range, .advise)
         guard !range.isEmpty else { return }
-        try adviseInside(advice, name, range: range, reach: .destructive)
+        try adviseInside(advice, name, range: range, reach: .destructive, origin: origin)
     }
 
     /// The whole pages inside `range`, plus a partial first or last page at the mapping's own
@@ -62,12 +67,18 @@ extension Region {
         return first < end ? first..<end : nil
     }
 
-    private func adviseInside(_ advice: CInt, _ name: String, range: Range<Int>, reach: AdviceReach) throws(MmapError) {
+    private func adviseInside(
+        _ advice: CInt,
+        _ name: String,
+        range: Range<Int>,
+        reach: AdviceReach,
+        origin: Int
+    ) throws(MmapError) {
         guard let base = unsafe base, let pages = pagesInside(range, reach: reach) else { return }
         if Region.refusesLockedPages(advice) {
-            try unsafe checkNotLocked(base + pages.lowerBound, pages.count, name, range)
+            try unsafe checkNotLocked(base + pages.lowerBound, pages.count, name, range, origin: origin)
         }
-        try unsafe madvise(base + pages.lowerBound, pages.count, advice, name, range)
+        try unsafe madvise(base + pages.lowerBound, pages.count, advice, name, range, origin: origin)
     }
 
     /// Whether the kernel refuses `advice` on locked pages (`EINVAL`), and only after it has
@@ -80,54 +91,94 @@ extension Region {
     /// Throws before any page is touched when pages of `[address, address + length)` are locked.
     ///
     /// `MADV_COLD` (Linux 5.4) refuses locked pages with `EINVAL` and otherwise only deactivates
-    /// pages, which changes no contents (and the caller is about to drop them anyway). Explicit
-    /// huge pages are refused by `MADV_COLD` too, so they are not probed.
+    /// pages, which changes no contents (and the caller is about to drop them anyway). Its
+    /// `EINVAL` can also mean a kernel without `MADV_COLD`: only then is the kernel asked, on
+    /// scratch memory, each time (a cached answer could be wrong: the scratch mapping can fail
+    /// under an address-space limit, or be locked by `mlockall(MCL_FUTURE)`). Explicit huge pages
+    /// are refused by `MADV_COLD` too, so they are not probed.
     private func checkNotLocked(
         _ address: UnsafeMutableRawPointer,
         _ length: Int,
         _ name: String,
-        _ range: Range<Int>
+        _ range: Range<Int>,
+        origin: Int
     ) throws(MmapError) {
-        guard options.hugePages?.explicitPageSize == nil, Region.coldIsSupported else { return }
+        guard options.hugePages?.explicitPageSize == nil else { return }
         guard unsafe system_madvise(address, length, MmapAdvice.cold.rawValue) == EINVAL else { return }
-        throw MmapError(
-            .advise,
-            .invalidArgument,
-            errno: EINVAL,
-            "cannot apply \(name) to bytes \(range): some of its pages are locked (mlock), and the kernel would "
-                + "drop the pages before them and then fail; unlock them first. Nothing was changed"
-        )
+        let bytes = (range.lowerBound - origin)..<(range.upperBound - origin)
+        switch Region.kernelKnowsCold() {
+        case .some(false):
+            return  // Linux before 5.4: locked pages cannot be told apart; the advice decides
+        case .some(true):
+            throw MmapError(
+                .advise,
+                .invalidArgument,
+                errno: EINVAL,
+                "cannot apply \(name) to bytes \(bytes): some of its pages are locked (mlock) or map device memory, "
+                    + "and the kernel would drop the pages before them and then fail; unlock them first. Nothing "
+                    + "was changed"
+            )
+        case .none:
+            throw MmapError(
+                .advise,
+                .outOfMemory,
+                errno: ENOMEM,
+                "cannot apply \(name) to bytes \(bytes): cannot check whether its pages are locked (no memory for a "
+                    + "one-page scratch mapping). Nothing was changed"
+            )
+        }
     }
 
-    /// Whether this kernel knows `MADV_COLD`, asked once.
-    private static let coldIsSupported = probe(MmapAdvice.cold.rawValue, shared: false)
+    /// Whether this kernel knows `MADV_COLD`, asked on one unlocked scratch page; nil when no
+    /// scratch page can be mapped.
+    private static func kernelKnowsCold() -> Bool? {
+        guard let region = try? mapAnonymous(count: systemPageSize, shared: false, options: MmapOptions()),
+            let base = unsafe region.base
+        else { return nil }
+        defer { region.unmapAfterFailure() }
+        _ = unsafe system_munlock(base, region.mappedLength)  // mlockall(MCL_FUTURE) locks it
+        return unsafe system_madvise(base, region.mappedLength, MmapAdvice.cold.rawValue) == 0
+    }
 
     /// `madvise(2)` of `[address, address + length)`, pages of the mapping for the user's
     /// `range`. A populate that meets a page the file no longer backs reports the first such
-    /// page in ``MmapError/faultOffset``.
-    private func madvise(
+    /// page in ``MmapError/faultOffset``. Errors name bytes relative to `origin`.
+    internal func madvise(
         _ address: UnsafeMutableRawPointer,
         _ length: Int,
         _ advice: CInt,
         _ name: String,
-        _ range: Range<Int>
+        _ range: Range<Int>,
+        origin: Int = 0
     ) throws(MmapError) {
         let error = unsafe system_madvise(address, length, advice)
         guard error == 0 else {
+            let bytes = (range.lowerBound - origin)..<(range.upperBound - origin)
             let context =
                 error == EINVAL
                 ? "\(name) is not supported for this mapping by this kernel"
-                : "cannot apply \(name) to bytes \(range)"
+                : "cannot apply \(name) to bytes \(bytes)"
             var failure = MmapError.system(.advise, errno: error, context)
             if failure.code == .fault {
-                let page = unsafe firstFaultingPage(address, length, advice)
-                let start = unsafe self.base.unsafelyUnwrapped + slack
-                let faultOffset = max(range.lowerBound, unsafe page - start)
+                let faultOffset = unsafe firstFaultingOffset(address, length, advice, range) - origin
                 failure.faultOffset = faultOffset
                 failure.message += "; the first page that failed holds byte \(faultOffset)"
             }
             throw failure
         }
+    }
+
+    /// The offset, in the user's bytes, of the first byte of `range` in the first page of
+    /// `[address, address + length)` that `advice` (a populate) fails on.
+    internal func firstFaultingOffset(
+        _ address: UnsafeMutableRawPointer,
+        _ length: Int,
+        _ advice: CInt,
+        _ range: Range<Int>
+    ) -> Int {
+        let page = unsafe firstFaultingPage(address, length, advice)
+        let start = unsafe base.unsafelyUnwrapped + slack
+        return max(range.lowerBound, unsafe page - start)
     }
 
     /// The address of the first page of `[address, address + length)` that `advice` (a populate)
@@ -165,6 +216,7 @@ extension Region {
             let base = unsafe region.base
         else { return false }
         defer { region.unmapAfterFailure() }
+        _ = unsafe system_munlock(base, region.mappedLength)  // mlockall(MCL_FUTURE) would lock it
         let address = UInt(bitPattern: base)
         let aligned = unsafe base + Int((address + UInt(window) - 1) & ~UInt(window - 1) - address)
         unsafe aligned.storeBytes(of: 1, as: UInt8.self)
@@ -344,6 +396,6 @@ extension Region {
     internal func flush(dataSyncing fd: CInt) throws(MmapError) {
         try flush(range: 0..<count, synchronous: true)
         let error = system_fdatasync(fd)
-        guard error == 0 else { throw .system(.flush, errno: error, "fdatasync of descriptor \(fd) failed") }
+        guard error == 0 else { throw .system(.dataSync, errno: error, "fdatasync of descriptor \(fd) failed") }
     }
 }

@@ -285,8 +285,7 @@ extension Region {
 
     private func adviseWhole(_ advice: CInt, _ name: String) throws(MmapError) {
         guard let base = unsafe base else { return }
-        let error = unsafe system_madvise(base, mappedLength, advice)
-        guard error == 0 else { throw .system(.advise, errno: error, "cannot apply \(name)") }
+        try unsafe madvise(base, mappedLength, advice, name, 0..<count)
     }
 }
 
@@ -395,7 +394,12 @@ extension Region {
                     "cannot lock bytes \(range): some pages are past the end of the file (it is shorter than the "
                         + "mapping) and cannot be faulted in"
                 )
-                failure.faultOffset = range.lowerBound
+                failure.faultOffset = unsafe firstFaultingOffset(
+                    address,
+                    length,
+                    MmapAdvice.populateRead.rawValue,
+                    range
+                )
                 throw failure
             }
             throw .system(.lock, errno: error, "cannot lock \(length) bytes")

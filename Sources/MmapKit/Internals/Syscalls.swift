@@ -27,6 +27,11 @@ internal func system_munmap(_ address: UnsafeMutableRawPointer, _ length: Int) -
 }
 
 @inline(__always)
+internal func system_munmapPart(_ address: UnsafeMutableRawPointer, _ length: Int) -> CInt {
+    unsafe CMmapShim_munmapPart(address, length)
+}
+
+@inline(__always)
 internal func system_mprotect(_ address: UnsafeMutableRawPointer, _ length: Int, _ protection: CInt) -> CInt {
     unsafe CMmapShim_mprotect(address, length, protection)
 }
