@@ -192,10 +192,17 @@ extension ModelRunner {
     func mapAnonymous(_ op: ModelOp) throws {
         let shared = op.w & 1 != 0
         let count = op.x % 8 == 0 ? 0 : 1 + op.x / 8 % (4 * page)
-        note("map \(count) bytes of \(shared ? "shared" : "private") anonymous memory as #\(op.id)")
+        // Options applied after mmap: locking, advice and transparent huge pages (whole mapping).
+        let options = [
+            MmapOptions(), MmapOptions().lock(), MmapOptions().advice(.random), MmapOptions().hugePages(.transparent),
+        ][op.y % 4]
+        note(
+            "map \(count) bytes of \(shared ? "shared" : "private") anonymous memory as #\(op.id)"
+                + "\(op.y % 4 == 0 ? "" : " with \(["", "lock", "MADV_RANDOM", "THP"][op.y % 4])")"
+        )
         let slot = Slot(id: op.id)
         _ = try judge("map anonymous", .success) { () throws(MmapError) in
-            slot.mutableMap = try MutableMmap(anonymous: count, sharing: shared ? .shared : .private)
+            slot.mutableMap = try MutableMmap(anonymous: count, sharing: shared ? .shared : .private, options: options)
         }
         let mapping = MappingModel(
             pages: [],
@@ -347,17 +354,21 @@ extension ModelRunner {
     // MARK: - Flushing, advice, locking
 
     func flush(_ op: ModelOp) throws {
-        guard let slot = slots[op.id], slot.mapping != nil else { return }
+        guard let slot = slots[op.id], let mapping = slot.mapping else { return }
         let count = slot.window.count
         let outside = op.v % 8 == 7
         let flushRange = range(op.x, op.y, in: count, outside: outside)
-        let variant = slot.isView ? op.w % 2 : op.w % 4
-        let prediction: Prediction = variant >= 2 && outside ? .failure(.outOfBounds) : .success
+        let variant = slot.isView ? op.w % 2 : op.w % 5
+        let prediction: Prediction = (variant == 2 || variant == 3) && outside ? .failure(.outOfBounds) : .success
+        let dataSync = mapping.file.map { files[$0].readWrite }
         note(
-            "flush \(["all", "async", "range", "async range"][variant]) \(variant >= 2 ? "\(flushRange) " : "")of \(slot.name)"
+            "flush \(["all", "async", "range", "async range", "and fdatasync"][variant]) "
+                + "\(variant == 2 || variant == 3 ? "\(flushRange) " : "")of \(slot.name)"
         )
         _ = try judge("flush", prediction) { () throws(MmapError) in
             switch (variant, slot.map != nil, slot.mutableMap != nil, slot.view != nil) {
+            case (4, true, _, _): try slot.map!.flush(dataSyncing: dataSync ?? files[0].readWrite)
+            case (4, _, true, _): try slot.mutableMap!.flush(dataSyncing: dataSync ?? files[0].readWrite)
             case (0, true, _, _): try slot.map!.flush()
             case (1, true, _, _): try slot.map!.flushAsync()
             case (2, true, _, _): try slot.map!.flush(range: flushRange)
@@ -607,6 +618,20 @@ extension ModelRunner {
 
     func reprotect(_ op: ModelOp) throws {
         guard let slot = slots[op.id], let mapping = slot.mapping else { return }
+        if op.kind == .makeReadOnly && slot.map != nil && op.x % 2 == 1 {
+            // makeExecutable of a read-only handle: the same pages, readable and executable; a
+            // noexec mount refuses (permissionDenied) and the mapping is then unmapped.
+            note("makeExecutable \(slot.name)")
+            let handle = slot.map.take()!
+            do {
+                slot.map = try handle.makeExecutable()
+            } catch {
+                guard error.code == .permissionDenied else { throw ModelFailure("makeExecutable threw \(error)") }
+                release(mapping)
+                remove(slot.id)
+            }
+            return
+        }
         if op.kind == .makeReadOnly {
             guard slot.mutableMap != nil else { return }
             note("makeReadOnly \(slot.name)")
