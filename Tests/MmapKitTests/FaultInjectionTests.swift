@@ -150,6 +150,35 @@ let faultScenarios: [FaultScenario] = [
             try file.flush()
         }
     },
+    FaultScenario("a shared file mapping stays usable after each failed call on it") { f throws(MmapError) in
+        try f.withDescriptor(f.data) { fd throws(MmapError) in
+            var map = try MutableMmap(fileDescriptor: fd)
+            let count = map.count
+            try expectIntact(map, f.data, "after mapping")
+            _ = try? map.advise(.random, range: 10..<(2 * f.page))
+            try expectIntact(map, f.data, "after advise")
+            _ = try? map.advise(.dontFork, range: 10..<(2 * f.page))
+            _ = try? map.populate()
+            try expectIntact(map, f.data, "after populate")
+            _ = try? map.lock(range: 0..<f.page)
+            _ = try? map.unlock()
+            try expectIntact(map, f.data, "after lock and unlock")
+            _ = try? map.residency()
+            _ = try? map.flush()
+            _ = try? map.flushAsync(range: 0..<10)
+            _ = try? map.advise(.dontNeed)
+            _ = try? map.advise(.populateWrite, range: 0..<f.page)
+            try expectIntact(map, f.data, "after flush and destructive advice")
+            _ = try? map.advise(.normal)
+            _ = try? map.remap(count: 2 * f.page, mayMove: false)
+            _ = try? map.remap(count: count, mayMove: true)
+            try expectIntact(map, f.data, "after remap")
+            _ = try? map.grow(to: count, fileDescriptor: fd)
+            _ = try? map.flush(dataSyncing: fd)
+            try expectIntact(map, f.data, "after grow and fdatasync")
+            if (try? map.unmap()) == nil { try expectIntact(map, f.data, "after a failed unmap") }
+        }
+    },
     FaultScenario("mirrored ring and byte queue") { f throws(MmapError) in
         var ring = try MmapMirroredRing(capacity: f.page)
         _ = try ring.mutableBytes(from: 10, count: 100)
@@ -165,6 +194,29 @@ let faultScenarios: [FaultScenario] = [
         _ = MmapDestructiveAdvice.remove.isSupported
     },
 ]
+
+/// Checks that `map` still reads what the file holds (guarded: a lost page is an error, not a
+/// crash), after a call on it failed or succeeded.
+func expectIntact(_ map: borrowing MutableMmap, _ path: String, _ label: String) throws(MmapError) {
+    let file = readFile(path)
+    let count = min(map.count, file.count)
+    let bytes = try map.guardedBytes(0..<count)
+    #expect(bytes == Array(file[0..<count]), "the mapping no longer reads the file \(label)")
+}
+
+/// The lines of `/proc/self/maps` that only MmapKit can have made here: mappings of the
+/// fixture's files, memfds, and shared mappings (malloc makes none of these, so the set is
+/// stable while a scenario runs).
+func mmapKitMappings(_ fixture: FaultFixture) -> Set<String> {
+    let maps = String(decoding: readFile("/proc/self/maps"), as: UTF8.self)
+    return Set(
+        maps.split(separator: "\n").map(String.init).filter { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 2 else { return false }
+            return line.contains(fixture.directory.path) || line.contains("memfd:") || fields[1].hasSuffix("s")
+        }
+    )
+}
 
 /// The result of one failed call.
 struct InjectionOutcome {
@@ -186,6 +238,7 @@ func sweep(_ scenario: FaultScenario, fixture: FaultFixture) throws -> Injection
                 for removing in call == .mmapInPlace ? [false, true] : [false] {
                     fixture.reset()
                     let live = _MmapDiagnostics.liveMappings
+                    let mapsBefore = mmapKitMappings(fixture)
                     _MmapFaultInjection.reset()
                     _MmapFaultInjection.inject(call, skip: index, errno: errno, removingPages: removing)
                     var thrown: MmapError? = nil
@@ -201,6 +254,13 @@ func sweep(_ scenario: FaultScenario, fixture: FaultFixture) throws -> Injection
                     outcome.sites += 1
                     let site = "\(call) #\(index) \(errnoName(errno))\(removing ? " removing" : "")"
                     let leaked = _MmapDiagnostics.liveMappings - live
+                    let stillMapped = mmapKitMappings(fixture).subtracting(mapsBefore)
+                    #expect(
+                        // A deinit's failed munmap leaks one mapping by contract (the counter
+                        // check bounds it to one; it may show as several kernel mappings).
+                        stillMapped.isEmpty || (call == .munmap && thrown == nil),
+                        "\(scenario.name): \(site): still in /proc/self/maps: \(stillMapped.sorted())"
+                    )
                     if let thrown {
                         outcome.thrown += 1
                         #expect(thrown.errno == errno || thrown.errno == 0, "\(scenario.name): \(site): \(thrown)")
