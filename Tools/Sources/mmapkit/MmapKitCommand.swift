@@ -5,7 +5,9 @@ import Glibc
 ///
 /// The page-cache commands link neither Foundation nor ICU, so that they start about as fast as
 /// vmtouch; `bench`, which measures Foundation among others, is the separate executable
-/// `mmapkit-bench` beside this one, run through `exec`.
+/// `mmapkit-bench` beside this one, run through `exec`. A valid page-cache command line is
+/// parsed by ``FastCommandLine`` without ArgumentParser; ArgumentParser parses everything else
+/// (help, version, usage errors) and defines the commands' help.
 @main
 struct MmapKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,9 +26,19 @@ struct MmapKitCommand: ParsableCommand {
         if CommandLine.argc > 1, let first = CommandLine.unsafeArgv[1], strcmp(first, "bench") == 0 {
             BenchLauncher.execBench()
         }
+        // Paths that are not UTF-8 pass through ArgumentParser as placeholders (BytePath.swift).
+        let arguments = RawArguments.forParsing()
+        // Test hook: MMAPKIT_TEST_PARSER=argument-parser skips the fast path, =fast requires it.
+        let parser = getenv("MMAPKIT_TEST_PARSER").map { String(cString: $0) }
+        if parser != "argument-parser", let fast = FastCommandLine(arguments) {
+            fast.run()
+        }
+        if parser == "fast" {
+            Output.stderr.line("mmapkit: MMAPKIT_TEST_PARSER=fast, but ArgumentParser has to parse this line")
+            Glibc.exit(99)
+        }
         do {
-            // Paths that are not UTF-8 pass through ArgumentParser as placeholders (BytePath.swift).
-            var command = try parseAsRoot(RawArguments.forParsing())
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
             let code = exitCode(for: error)

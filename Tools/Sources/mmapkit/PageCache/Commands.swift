@@ -21,7 +21,10 @@ struct Residency: ParsableCommand {
     @Flag(name: .short, help: "Show a bar of which parts are resident (# all, o some, . none); uses mincore.")
     var verbose = false
 
-    func run() throws {
+    func run() throws { try exitStatus(Self.execute(options.settings, verbose: verbose)) }
+
+    /// Runs the command; returns the exit status.
+    static func execute(_ options: PageCacheSettings, verbose: Bool) throws -> Int32 {
         let session = Session(kind: .residency, options: options, barWidth: verbose ? 60 : nil)
         session.action = { session, fd, path, st in
             guard let counts = session.measure(fd: fd, path: path, stat: st, barWidth: session.barWidth) else {
@@ -30,8 +33,7 @@ struct Residency: ParsableCommand {
             return FileRecord(path: path, size: Int(st.st_size), counts: counts)
         }
         try session.run()
-        let status = session.finish()
-        if status != 0 { throw ExitCode(status) }
+        return session.finish()
     }
 }
 
@@ -50,7 +52,10 @@ struct Touch: ParsableCommand {
     /// "file shrank" path deterministically. Not an option; read from the environment.
     static let shrinkForTesting: Int? = getenv("MMAPKIT_TEST_SHRINK_AFTER_MAP").flatMap { Int(String(cString: $0)) }
 
-    func run() throws {
+    func run() throws { try exitStatus(Self.execute(options.settings)) }
+
+    /// Runs the command; returns the exit status.
+    static func execute(_ options: PageCacheSettings) throws -> Int32 {
         let session = Session(kind: .touch, options: options)
         let chunk = 64 << 20
         session.action = { session, fd, path, st in
@@ -106,7 +111,7 @@ struct Touch: ParsableCommand {
         let seconds = monotonicSeconds() - started
         let newly = session.newlyResidentPages * session.meter.pageSize
         let rate = seconds > 0 ? Double(newly) / seconds : 0
-        let status = session.finish(
+        return session.finish(
             extraLines: [
                 "   Touched Pages: \(session.newlyResidentPages) newly read (\(humanBytes(newly)) at "
                     + "\(humanBytes(Int(rate)))/s); the rest were resident already"
@@ -116,7 +121,6 @@ struct Touch: ParsableCommand {
                 total.add("newlyResidentBytesPerSecond", rate)
             }
         )
-        if status != 0 { throw ExitCode(status) }
     }
 }
 
@@ -136,7 +140,10 @@ struct Evict: ParsableCommand {
 
     @OptionGroup var options: PageCacheOptions
 
-    func run() throws {
+    func run() throws { try exitStatus(Self.execute(options.settings)) }
+
+    /// Runs the command; returns the exit status.
+    static func execute(_ options: PageCacheSettings) throws -> Int32 {
         let session = Session(kind: .evict, options: options)
         session.action = { session, fd, path, st in
             guard let before = session.measure(fd: fd, path: path, stat: st) else { return nil }
@@ -156,11 +163,10 @@ struct Evict: ParsableCommand {
             return FileRecord(path: path, size: Int(st.st_size), counts: after, before: before)
         }
         try session.run()
-        let status = session.finish(
+        return session.finish(
             extraLines: ["   Evicted Pages: \(session.evictedPages)"],
             extraJSON: { $0.add("evictedPagesNow", session.evictedPages) }
         )
-        if status != 0 { throw ExitCode(status) }
     }
 }
 
@@ -184,7 +190,10 @@ struct Lock: ParsableCommand {
     @Option(name: [.customShort("P"), .customLong("pid-file")], help: "Write the holding process's pid here.")
     var pidFile: String?
 
-    func run() throws {
+    func run() throws { try exitStatus(Self.execute(options.settings, daemon: daemon, pidFile: pidFile)) }
+
+    /// Runs the command (holding the locks until a signal); returns the exit status.
+    static func execute(_ options: PageCacheSettings, daemon: Bool, pidFile: String?) throws -> Int32 {
         // Block the signals first, so that they wait for sigwait below instead of killing us.
         var signals = sigset_t()
         sigemptyset(&signals)
@@ -252,8 +261,13 @@ struct Lock: ParsableCommand {
             held.unlockAll()
             if let pidFile { _ = BytePath(argument: pidFile).withCString { unlink($0) } }
         }
-        if status != 0 { throw ExitCode(status) }
+        return status
     }
+}
+
+/// Ends a command run by ArgumentParser with `status` (nothing printed).
+private func exitStatus(_ status: Int32) throws {
+    if status != 0 { throw ExitCode(status) }
 }
 
 /// The mappings `lock` holds: unlocked and unmapped when released.

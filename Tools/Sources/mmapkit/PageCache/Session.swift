@@ -59,13 +59,63 @@ struct PageCacheOptions: ParsableArguments {
     var mincore = false
 
     func validate() throws {
-        if paths.isEmpty && batch == nil { throw ValidationError("give at least one path (or --batch FILE)") }
+        if let message = settings.usageError { throw ValidationError(message) }
+    }
+
+    /// The parsed values, as the commands use them.
+    var settings: PageCacheSettings {
+        PageCacheSettings(
+            paths: paths,
+            recursive: recursive,
+            followSymlinks: followSymlinks,
+            oneFileSystem: oneFileSystem,
+            countHardLinks: countHardLinks,
+            maxFileSize: maxFileSize,
+            range: range,
+            exclude: exclude,
+            include: include,
+            batch: batch,
+            nullSeparated: nullSeparated,
+            summaryOnly: summaryOnly,
+            quiet: quiet,
+            json: json,
+            showSkips: showSkips,
+            mincore: mincore
+        )
+    }
+}
+
+/// The options of the page-cache commands as plain values: what ``PageCacheOptions`` parses
+/// with ArgumentParser, and ``FastCommandLine`` without it. Strings are exactly what
+/// ArgumentParser hands over (``RawArguments`` placeholders for arguments that are not UTF-8).
+struct PageCacheSettings {
+    var paths: [String] = []
+    var recursive = false
+    var followSymlinks = false
+    var oneFileSystem = false
+    var countHardLinks = false
+    var maxFileSize: String? = nil
+    var range: String? = nil
+    var exclude: [String] = []
+    var include: [String] = []
+    var batch: String? = nil
+    var nullSeparated = false
+    var summaryOnly = false
+    var quiet = false
+    var json = false
+    var showSkips = false
+    var mincore = false
+
+    /// The usage error these values make, or nil (``PageCacheOptions/validate()`` reports it).
+    var usageError: String? {
+        if paths.isEmpty && batch == nil { return "give at least one path (or --batch FILE)" }
         if let maxFileSize, parseByteCount(maxFileSize) == nil {
-            throw ValidationError("--max-file-size '\(maxFileSize)' is not a size like 500M")
+            return "--max-file-size '\(maxFileSize)' is not a size like 500M"
         }
         if let range, ByteRange(range) == nil {
-            throw ValidationError("--range '\(range)' is not a range like 0-64M, 1G- or -4K")
+            return "--range '\(range)' is not a range like 0-64M, 1G- or -4K"
         }
+        return nil
     }
 
     var walkOptions: WalkOptions {
@@ -78,7 +128,6 @@ struct PageCacheOptions: ParsableArguments {
         options.exclude = exclude.map { Array(RawArguments.bytes(of: $0)) + [0] }
         return options
     }
-
 }
 
 /// One measured file, as a command reports it.
@@ -95,7 +144,7 @@ final class Session: WalkVisitor {
     enum Kind { case residency, touch, evict, lock }
 
     let kind: Kind
-    let options: PageCacheOptions
+    let options: PageCacheSettings
     let meter: Meter
     let range: ByteRange
     let barWidth: Int?
@@ -123,7 +172,7 @@ final class Session: WalkVisitor {
     private let showProgress: Bool
     var walker: Walker!
 
-    init(kind: Kind, options: PageCacheOptions, barWidth: Int? = nil) {
+    init(kind: Kind, options: PageCacheSettings, barWidth: Int? = nil) {
         self.kind = kind
         self.options = options
         self.meter = Meter(forceMincore: options.mincore)
