@@ -1,30 +1,13 @@
-import ArgumentParser
 import Glibc
 import MmapKit
 
-// MARK: - residency
-
-/// `mmapkit residency`: which parts of files are in the page cache (like fincore or vmtouch).
-struct Residency: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Show how much of each file is resident in the page cache (cachestat, or mincore).",
-        discussion: """
-            Each (device, inode) is counted once: hard links and symbolic links to a file already \
-            counted are folded (--count-hard-links counts every name). Symbolic links inside \
-            directories are skipped unless -f; files on proc, sysfs and similar filesystems have no \
-            page cache and are skipped. Skips are counted in the summary and are not failures.
-            """
-    )
-
-    @OptionGroup var options: PageCacheOptions
-
-    @Flag(name: .short, help: "Show a bar of which parts are resident (# all, o some, . none); uses mincore.")
-    var verbose = false
-
-    func run() throws { try exitStatus(Self.execute(options.settings, verbose: verbose)) }
+/// The page-cache commands' work, whichever parser read the command line: ``FastCommandLine``
+/// in `mmapkit`, ArgumentParser in `mmapkit-cli`. Each returns the exit status.
+package enum PageCacheCommands {
+    // MARK: - residency
 
     /// Runs the command; returns the exit status.
-    static func execute(_ options: PageCacheSettings, verbose: Bool) throws -> Int32 {
+    package static func residency(_ options: PageCacheSettings, verbose: Bool) throws -> Int32 {
         let session = Session(kind: .residency, options: options, barWidth: verbose ? 60 : nil)
         session.action = { session, fd, path, st in
             guard let counts = session.measure(fd: fd, path: path, stat: st, barWidth: session.barWidth) else {
@@ -35,27 +18,15 @@ struct Residency: ParsableCommand {
         try session.run()
         return session.finish()
     }
-}
 
-// MARK: - touch
-
-/// `mmapkit touch`: bring files into the page cache, reporting errors.
-struct Touch: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Read files into the page cache (MADV_POPULATE_READ, which reports errors).",
-        discussion: "The rate counts only the bytes that were not resident before."
-    )
-
-    @OptionGroup var options: PageCacheOptions
+    // MARK: - touch
 
     /// Test hook: truncate each file to this many bytes right after mapping it, to exercise the
     /// "file shrank" path deterministically. Not an option; read from the environment.
     static let shrinkForTesting: Int? = getenv("MMAPKIT_TEST_SHRINK_AFTER_MAP").flatMap { Int(String(cString: $0)) }
 
-    func run() throws { try exitStatus(Self.execute(options.settings)) }
-
     /// Runs the command; returns the exit status.
-    static func execute(_ options: PageCacheSettings) throws -> Int32 {
+    package static func touch(_ options: PageCacheSettings) throws -> Int32 {
         let session = Session(kind: .touch, options: options)
         let chunk = 64 << 20
         session.action = { session, fd, path, st in
@@ -65,7 +36,7 @@ struct Touch: ParsableCommand {
             let start = range.lowerBound / session.meter.pageSize * session.meter.pageSize
             do throws(MmapError) {
                 let map = try Mmap(fileDescriptor: fd, offset: Int64(start), count: range.upperBound - start)
-                if let size = Self.shrinkForTesting {
+                if let size = shrinkForTesting {
                     let writable = BytePath(path).withCString { open($0, O_WRONLY | O_CLOEXEC) }
                     _ = ftruncate(writable, off_t(size))
                     close(writable)
@@ -122,28 +93,11 @@ struct Touch: ParsableCommand {
             }
         )
     }
-}
 
-// MARK: - evict
-
-/// `mmapkit evict`: drop files from the page cache.
-struct Evict: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Drop files from the page cache (posix_fadvise DONTNEED; fdatasync first if dirty).",
-        discussion: """
-            Pages another process has mapped or locked can stay resident; the report says how many \
-            remain. For a file you can neither write nor own, the kernel hides the residency \
-            (cachestat refuses, mincore reports every page resident): the eviction is still done, \
-            and the report says the residency is hidden instead of guessing.
-            """
-    )
-
-    @OptionGroup var options: PageCacheOptions
-
-    func run() throws { try exitStatus(Self.execute(options.settings)) }
+    // MARK: - evict
 
     /// Runs the command; returns the exit status.
-    static func execute(_ options: PageCacheSettings) throws -> Int32 {
+    package static func evict(_ options: PageCacheSettings) throws -> Int32 {
         let session = Session(kind: .evict, options: options)
         session.action = { session, fd, path, st in
             guard let before = session.measure(fd: fd, path: path, stat: st) else { return nil }
@@ -168,32 +122,11 @@ struct Evict: ParsableCommand {
             extraJSON: { $0.add("evictedPagesNow", session.evictedPages) }
         )
     }
-}
 
-// MARK: - lock
-
-/// `mmapkit lock`: keep files locked in memory until SIGINT or SIGTERM.
-struct Lock: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Map, prefault and mlock files, and hold them until SIGINT or SIGTERM.",
-        discussion: """
-            SIGHUP does not drop the locks (a closed terminal does not end the hold). Locking is \
-            limited by RLIMIT_MEMLOCK (see `ulimit -l`) unless the process has CAP_IPC_LOCK.
-            """
-    )
-
-    @OptionGroup var options: PageCacheOptions
-
-    @Flag(name: [.customShort("d"), .customLong("daemon")], help: "Detach once the files are locked.")
-    var daemon = false
-
-    @Option(name: [.customShort("P"), .customLong("pid-file")], help: "Write the holding process's pid here.")
-    var pidFile: String?
-
-    func run() throws { try exitStatus(Self.execute(options.settings, daemon: daemon, pidFile: pidFile)) }
+    // MARK: - lock
 
     /// Runs the command (holding the locks until a signal); returns the exit status.
-    static func execute(_ options: PageCacheSettings, daemon: Bool, pidFile: String?) throws -> Int32 {
+    package static func lock(_ options: PageCacheSettings, daemon: Bool, pidFile: String?) throws -> Int32 {
         // Block the signals first, so that they wait for sigwait below instead of killing us.
         var signals = sigset_t()
         sigemptyset(&signals)
@@ -263,11 +196,6 @@ struct Lock: ParsableCommand {
         }
         return status
     }
-}
-
-/// Ends a command run by ArgumentParser with `status` (nothing printed).
-private func exitStatus(_ status: Int32) throws {
-    if status != 0 { throw ExitCode(status) }
 }
 
 /// The mappings `lock` holds: unlocked and unmapped when released.

@@ -8,15 +8,16 @@ import Glibc
 /// page-cache subcommand, then paths and known options in ArgumentParser's spellings
 /// (`--name`, `--name value`, `--name=value` (not empty), `-x value`, grouped short flags such as `-sq` or
 /// `-0b -` whose last letter may take the next argument, `--` before paths that start with `-`)
-/// and produces exactly the values ArgumentParser would. Anything else returns nil and is
-/// parsed by ArgumentParser as before, which prints the help, the version or the usage error:
+/// and produces exactly the values ArgumentParser would. Anything else returns nil, and
+/// `mmapkit` runs `mmapkit-cli`, where ArgumentParser parses it and prints the help, the
+/// version or the usage error, or runs the command:
 /// help and version requests, unknown or misspelled options, a single-value option given twice,
 /// an option value that starts with `-` (other than `-` itself), values that fail validation.
 ///
 /// The tests run command lines both ways and compare the output and exit status
 /// (`MMAPKIT_TEST_PARSER=argument-parser` turns this path off, `=fast` makes a line it declines
 /// exit with status 99).
-struct FastCommandLine {
+package struct FastCommandLine {
     enum Command {
         case residency(verbose: Bool)
         case touch
@@ -29,7 +30,7 @@ struct FastCommandLine {
 
     /// Parses `arguments` (argv without the program name, as ``RawArguments/forParsing()``
     /// gives them), or returns nil for ArgumentParser to handle.
-    init?(_ arguments: [String]) {
+    package init?(_ arguments: [String]) {
         guard let subcommand = arguments.first else { return nil }
         switch subcommand {
         case "residency": command = .residency(verbose: false)
@@ -74,19 +75,21 @@ struct FastCommandLine {
     }
 
     /// Runs the command and exits with its status, as ArgumentParser would.
-    func run() -> Never {
+    package func run() -> Never {
         do {
             let status: Int32
             switch command {
-            case .residency(let verbose): status = try Residency.execute(settings, verbose: verbose)
-            case .touch: status = try Touch.execute(settings)
-            case .evict: status = try Evict.execute(settings)
+            case .residency(let verbose): status = try PageCacheCommands.residency(settings, verbose: verbose)
+            case .touch: status = try PageCacheCommands.touch(settings)
+            case .evict: status = try PageCacheCommands.evict(settings)
             case .lock(let daemon, let pidFile):
-                status = try Lock.execute(settings, daemon: daemon, pidFile: pidFile)
+                status = try PageCacheCommands.lock(settings, daemon: daemon, pidFile: pidFile)
             }
             exit(status)
         } catch {
-            MmapKitCommand.exit(withError: error)
+            // As ArgumentParser's `exit(withError:)` reports an error of the command's own.
+            Output.stderr.line("Error: \(error)")
+            exit(1)
         }
     }
 
