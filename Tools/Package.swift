@@ -17,9 +17,18 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        // `mmapkit`: parses valid page-cache command lines itself and runs them; it links neither
-        // ArgumentParser nor Foundation, so that it starts about as fast and small as vmtouch.
-        .executableTarget(name: "mmapkit", dependencies: ["PageCache"]),
+        // `mmapkit`: parses valid page-cache command lines itself and runs them. It links neither
+        // ArgumentParser nor Foundation, and is linked statically (Swift runtime and glibc), so
+        // that it starts about as fast and small as vmtouch: no shared library to load and
+        // relocate. The linker warns that libswiftCore.a refers to dlopen (for a prespecialized
+        // metadata library that Linux builds do not use). No target may depend on this one: the
+        // flag would reach the test bundle, which must link dynamically (`swift test` builds
+        // every product, so the tests still find mmapkit beside them).
+        .executableTarget(
+            name: "mmapkit",
+            dependencies: ["PageCache"],
+            linkerSettings: [.unsafeFlags(["-static-executable"])]
+        ),
         // The same commands defined with ArgumentParser: help, version and usage errors, and the
         // lines `mmapkit` leaves alone, which it runs through `exec`.
         .executableTarget(
@@ -50,7 +59,7 @@ let package = Package(
         .target(name: "CPageCache", cSettings: [.define("_GNU_SOURCE")]),
         .testTarget(
             name: "mmapkitTests",
-            dependencies: ["mmapkit", "mmapkit-cli", "mmapkit-bench"]
+            dependencies: ["mmapkit-cli", "mmapkit-bench"]
         ),
         .executableTarget(
             name: "MmapKitBenchmarks",
