@@ -89,8 +89,11 @@ format:
 	$(SWIFT) format --in-place --recursive --parallel Package.swift Sources Tests Tools/Package.swift Tools/Sources Tools/Benchmarks \
 		Fuzz/Package.swift Fuzz/Sources Examples
 
+# mmapkit is linked statically (Tools/Package.swift); it runs mmapkit-cli (help, usage errors)
+# and mmapkit-bench (bench) from its own directory.
 tool:
 	$(SWIFT) build -c release --package-path $(TOOLS) --product mmapkit
+	$(SWIFT) build -c release --package-path $(TOOLS) --product mmapkit-cli
 	$(SWIFT) build -c release --package-path $(TOOLS) --product mmapkit-bench
 
 # The main job: MmapKit measured side by side with raw syscalls, Foundation and pread.

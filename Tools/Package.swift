@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mmapkit", targets: ["mmapkit"]),
+        .executable(name: "mmapkit-cli", targets: ["mmapkit-cli"]),
         .executable(name: "mmapkit-bench", targets: ["mmapkit-bench"]),
     ],
     dependencies: [
@@ -16,11 +17,32 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // `mmapkit`: parses valid page-cache command lines itself and runs them. It links neither
+        // ArgumentParser nor Foundation, and is linked statically (Swift runtime and glibc), so
+        // that it starts about as fast and small as vmtouch: no shared library to load and
+        // relocate. The linker warns that libswiftCore.a refers to dlopen (for a prespecialized
+        // metadata library that Linux builds do not use). No target may depend on this one: the
+        // flag would reach the test bundle, which must link dynamically (`swift test` builds
+        // every product, so the tests still find mmapkit beside them).
         .executableTarget(
             name: "mmapkit",
+            dependencies: ["PageCache"],
+            linkerSettings: [.unsafeFlags(["-static-executable"])]
+        ),
+        // The same commands defined with ArgumentParser: help, version and usage errors, and the
+        // lines `mmapkit` leaves alone, which it runs through `exec`.
+        .executableTarget(
+            name: "mmapkit-cli",
+            dependencies: [
+                "PageCache",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The page-cache commands' work (walk, measure, report), shared by both.
+        .target(
+            name: "PageCache",
             dependencies: [
                 .product(name: "MmapKit", package: "MmapKit"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "CPageCache",
             ]
         ),
@@ -37,7 +59,7 @@ let package = Package(
         .target(name: "CPageCache", cSettings: [.define("_GNU_SOURCE")]),
         .testTarget(
             name: "mmapkitTests",
-            dependencies: ["mmapkit", "mmapkit-bench"]
+            dependencies: ["mmapkit-cli", "mmapkit-bench"]
         ),
         .executableTarget(
             name: "MmapKitBenchmarks",

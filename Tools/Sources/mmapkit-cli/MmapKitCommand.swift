@@ -1,11 +1,13 @@
 import ArgumentParser
 import Glibc
+import PageCache
 
-/// `mmapkit`: MmapKit's command-line tool.
+/// `mmapkit-cli`: the `mmapkit` commands defined with ArgumentParser.
 ///
-/// The page-cache commands link neither Foundation nor ICU, so that they start about as fast as
-/// vmtouch; `bench`, which measures Foundation among others, is the separate executable
-/// `mmapkit-bench` beside this one, run through `exec`.
+/// `mmapkit` runs this executable (through `exec`, with the same arguments) for every command
+/// line its own parser leaves alone: help, version, usage errors and unusual spellings of valid
+/// lines. It defines the help text and the usage errors, and runs the page-cache commands with
+/// the same code as `mmapkit`.
 @main
 struct MmapKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,22 +54,5 @@ struct BenchLauncher: ParsableCommand {
     func run() throws { Self.execBench() }
 
     /// Replaces this process with `mmapkit-bench` from the same directory, passing argv[2...].
-    static func execBench() -> Never {
-        var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 32)
-        let length = readlink("/proc/self/exe", &target, Int(PATH_MAX))
-        if length > 0, let slash = target[0..<length].lastIndex(of: CChar(UInt8(ascii: "/"))) {
-            let name = Array("/mmapkit-bench".utf8CString)
-            target.replaceSubrange(slash..<(slash + name.count), with: name)
-            var arguments: [UnsafeMutablePointer<CChar>?] = [strdup("mmapkit-bench")]
-            for index in 2..<Int(CommandLine.argc) { arguments.append(CommandLine.unsafeArgv[index]) }
-            arguments.append(nil)
-            execv(target, arguments)
-        }
-        let reason = String(cString: strerror(errno))
-        Output.stderr.line(
-            "mmapkit: bench runs mmapkit-bench from mmapkit's directory, which failed (\(reason)); build it with "
-                + "`swift build -c release --package-path Tools --product mmapkit-bench` (make tool does)"
-        )
-        Glibc.exit(1)
-    }
+    static func execBench() -> Never { execSibling("mmapkit-bench", arguments: 2, purpose: "bench") }
 }

@@ -3,10 +3,10 @@ import Glibc
 /// Buffered output to a descriptor with `write(2)`: lines stream out as files are measured,
 /// without Foundation and without one system call per line. Flushed when the buffer fills,
 /// when asked, and before anything is written to the other stream.
-final class Output {
+package final class Output {
     // The tool is single-threaded: these are touched only from the main thread.
-    nonisolated(unsafe) static let stdout = Output(fd: STDOUT_FILENO)
-    nonisolated(unsafe) static let stderr = Output(fd: STDERR_FILENO)
+    nonisolated(unsafe) package static let stdout = Output(fd: STDOUT_FILENO)
+    nonisolated(unsafe) package static let stderr = Output(fd: STDERR_FILENO)
 
     private let fd: CInt
     private var buffer: [UInt8] = []
@@ -24,13 +24,13 @@ final class Output {
         if buffer.count >= 1 << 16 { flush() }
     }
 
-    func line(_ text: String) {
+    package func line(_ text: String) {
         write(text)
         buffer.append(UInt8(ascii: "\n"))
         if lineBuffered || buffer.count >= 1 << 16 { flush() }
     }
 
-    func flush() {
+    package func flush() {
         var offset = 0
         while offset < buffer.count {
             let written = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }

@@ -1,71 +1,38 @@
-import ArgumentParser
 import Glibc
 
-/// Options shared by the page-cache commands. Long names read as Swift CLI options; vmtouch's
-/// letters are accepted where they do not clash (`-h` stays help: use `--count-hard-links`).
-struct PageCacheOptions: ParsableArguments {
-    @Argument(help: "Files and directories (directories are walked). Names are used as bytes.")
-    var paths: [String] = []
+/// The options of the page-cache commands as plain values: what ``PageCacheOptions`` parses
+/// with ArgumentParser, and ``FastCommandLine`` without it. Strings are exactly what
+/// ArgumentParser hands over (``RawArguments`` placeholders for arguments that are not UTF-8).
+package struct PageCacheSettings {
+    package var paths: [String] = []
+    package var recursive = false
+    package var followSymlinks = false
+    package var oneFileSystem = false
+    package var countHardLinks = false
+    package var maxFileSize: String? = nil
+    package var range: String? = nil
+    package var exclude: [String] = []
+    package var include: [String] = []
+    package var batch: String? = nil
+    package var nullSeparated = false
+    package var summaryOnly = false
+    package var quiet = false
+    package var json = false
+    package var showSkips = false
+    package var mincore = false
 
-    @Flag(name: [.short, .long], help: "Accepted for compatibility: directories are always walked.")
-    var recursive = false
+    package init() {}
 
-    @Flag(name: [.customShort("f"), .customLong("follow-symlinks")], help: "Follow symbolic links inside directories.")
-    var followSymlinks = false
-
-    @Flag(name: [.customShort("F"), .customLong("one-file-system")], help: "Stay on each operand's filesystem.")
-    var oneFileSystem = false
-
-    @Flag(help: "Count a file once per name (hard links, links), not once per inode (vmtouch -h).")
-    var countHardLinks = false
-
-    @Option(name: [.customShort("m"), .customLong("max-file-size")], help: "Skip files larger than this (e.g. 500M).")
-    var maxFileSize: String?
-
-    @Option(
-        name: [.customShort("p"), .customLong("range")],
-        help: "Only this byte range of each file: START-END, START-, -END or LENGTH (K, M, G suffixes)."
-    )
-    var range: String?
-
-    @Option(name: [.customShort("i"), .customLong("exclude")], help: "Skip files and directories matching this.")
-    var exclude: [String] = []
-
-    @Option(name: [.customShort("I"), .customLong("include")], help: "Only files whose name matches this pattern.")
-    var include: [String] = []
-
-    @Option(
-        name: [.customShort("b"), .customLong("batch")],
-        help: "Read paths from this file ('-': stdin), one a line."
-    )
-    var batch: String?
-
-    @Flag(name: [.customShort("0"), .customLong("null")], help: "Batch input is NUL-separated (find -print0).")
-    var nullSeparated = false
-
-    @Flag(name: [.short, .customLong("summary-only")], help: "Print only the summary, not a line per file.")
-    var summaryOnly = false
-
-    @Flag(name: [.short, .long], help: "Print nothing but errors.")
-    var quiet = false
-
-    @Flag(help: "Print JSON: one object, files streamed in its 'files' array (see the README).")
-    var json = false
-
-    @Flag(help: "Print a stderr line for every path skipped inside directories (symbolic links, FIFOs, ...).")
-    var showSkips = false
-
-    @Flag(help: "Measure with mmap + mincore even where cachestat(2) is available.")
-    var mincore = false
-
-    func validate() throws {
-        if paths.isEmpty && batch == nil { throw ValidationError("give at least one path (or --batch FILE)") }
+    /// The usage error these values make, or nil (``PageCacheOptions/validate()`` reports it).
+    package var usageError: String? {
+        if paths.isEmpty && batch == nil { return "give at least one path (or --batch FILE)" }
         if let maxFileSize, parseByteCount(maxFileSize) == nil {
-            throw ValidationError("--max-file-size '\(maxFileSize)' is not a size like 500M")
+            return "--max-file-size '\(maxFileSize)' is not a size like 500M"
         }
         if let range, ByteRange(range) == nil {
-            throw ValidationError("--range '\(range)' is not a range like 0-64M, 1G- or -4K")
+            return "--range '\(range)' is not a range like 0-64M, 1G- or -4K"
         }
+        return nil
     }
 
     var walkOptions: WalkOptions {
@@ -78,7 +45,6 @@ struct PageCacheOptions: ParsableArguments {
         options.exclude = exclude.map { Array(RawArguments.bytes(of: $0)) + [0] }
         return options
     }
-
 }
 
 /// One measured file, as a command reports it.
@@ -95,7 +61,7 @@ final class Session: WalkVisitor {
     enum Kind { case residency, touch, evict, lock }
 
     let kind: Kind
-    let options: PageCacheOptions
+    let options: PageCacheSettings
     let meter: Meter
     let range: ByteRange
     let barWidth: Int?
@@ -123,7 +89,7 @@ final class Session: WalkVisitor {
     private let showProgress: Bool
     var walker: Walker!
 
-    init(kind: Kind, options: PageCacheOptions, barWidth: Int? = nil) {
+    init(kind: Kind, options: PageCacheSettings, barWidth: Int? = nil) {
         self.kind = kind
         self.options = options
         self.meter = Meter(forceMincore: options.mincore)

@@ -87,11 +87,11 @@ func hexByte(_ byte: UInt8) -> String {
 /// Command-line arguments that are not valid UTF-8 cannot reach ArgumentParser intact (Swift
 /// repairs them with U+FFFD). Such an argument is passed as a placeholder that names its index
 /// in `argv`, and ``BytePath/init(argument:)`` turns the placeholder back into the raw bytes.
-enum RawArguments {
+package enum RawArguments {
     static let marker = "\u{E000}mmapkit-argv:"
 
     /// `CommandLine.arguments` without the program name, non-UTF-8 arguments as placeholders.
-    static func forParsing() -> [String] {
+    package static func forParsing() -> [String] {
         var result: [String] = []
         let argc = Int(CommandLine.argc)
         for index in 1..<max(argc, 1) {

@@ -1,27 +1,13 @@
-import ArgumentParser
 import Glibc
 import MmapKit
 
-// MARK: - residency
+/// The page-cache commands' work, whichever parser read the command line: ``FastCommandLine``
+/// in `mmapkit`, ArgumentParser in `mmapkit-cli`. Each returns the exit status.
+package enum PageCacheCommands {
+    // MARK: - residency
 
-/// `mmapkit residency`: which parts of files are in the page cache (like fincore or vmtouch).
-struct Residency: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Show how much of each file is resident in the page cache (cachestat, or mincore).",
-        discussion: """
-            Each (device, inode) is counted once: hard links and symbolic links to a file already \
-            counted are folded (--count-hard-links counts every name). Symbolic links inside \
-            directories are skipped unless -f; files on proc, sysfs and similar filesystems have no \
-            page cache and are skipped. Skips are counted in the summary and are not failures.
-            """
-    )
-
-    @OptionGroup var options: PageCacheOptions
-
-    @Flag(name: .short, help: "Show a bar of which parts are resident (# all, o some, . none); uses mincore.")
-    var verbose = false
-
-    func run() throws {
+    /// Runs the command; returns the exit status.
+    package static func residency(_ options: PageCacheSettings, verbose: Bool) throws -> Int32 {
         let session = Session(kind: .residency, options: options, barWidth: verbose ? 60 : nil)
         session.action = { session, fd, path, st in
             guard let counts = session.measure(fd: fd, path: path, stat: st, barWidth: session.barWidth) else {
@@ -30,27 +16,17 @@ struct Residency: ParsableCommand {
             return FileRecord(path: path, size: Int(st.st_size), counts: counts)
         }
         try session.run()
-        let status = session.finish()
-        if status != 0 { throw ExitCode(status) }
+        return session.finish()
     }
-}
 
-// MARK: - touch
-
-/// `mmapkit touch`: bring files into the page cache, reporting errors.
-struct Touch: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Read files into the page cache (MADV_POPULATE_READ, which reports errors).",
-        discussion: "The rate counts only the bytes that were not resident before."
-    )
-
-    @OptionGroup var options: PageCacheOptions
+    // MARK: - touch
 
     /// Test hook: truncate each file to this many bytes right after mapping it, to exercise the
     /// "file shrank" path deterministically. Not an option; read from the environment.
     static let shrinkForTesting: Int? = getenv("MMAPKIT_TEST_SHRINK_AFTER_MAP").flatMap { Int(String(cString: $0)) }
 
-    func run() throws {
+    /// Runs the command; returns the exit status.
+    package static func touch(_ options: PageCacheSettings) throws -> Int32 {
         let session = Session(kind: .touch, options: options)
         let chunk = 64 << 20
         session.action = { session, fd, path, st in
@@ -60,7 +36,7 @@ struct Touch: ParsableCommand {
             let start = range.lowerBound / session.meter.pageSize * session.meter.pageSize
             do throws(MmapError) {
                 let map = try Mmap(fileDescriptor: fd, offset: Int64(start), count: range.upperBound - start)
-                if let size = Self.shrinkForTesting {
+                if let size = shrinkForTesting {
                     let writable = BytePath(path).withCString { open($0, O_WRONLY | O_CLOEXEC) }
                     _ = ftruncate(writable, off_t(size))
                     close(writable)
@@ -106,7 +82,7 @@ struct Touch: ParsableCommand {
         let seconds = monotonicSeconds() - started
         let newly = session.newlyResidentPages * session.meter.pageSize
         let rate = seconds > 0 ? Double(newly) / seconds : 0
-        let status = session.finish(
+        return session.finish(
             extraLines: [
                 "   Touched Pages: \(session.newlyResidentPages) newly read (\(humanBytes(newly)) at "
                     + "\(humanBytes(Int(rate)))/s); the rest were resident already"
@@ -116,27 +92,12 @@ struct Touch: ParsableCommand {
                 total.add("newlyResidentBytesPerSecond", rate)
             }
         )
-        if status != 0 { throw ExitCode(status) }
     }
-}
 
-// MARK: - evict
+    // MARK: - evict
 
-/// `mmapkit evict`: drop files from the page cache.
-struct Evict: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Drop files from the page cache (posix_fadvise DONTNEED; fdatasync first if dirty).",
-        discussion: """
-            Pages another process has mapped or locked can stay resident; the report says how many \
-            remain. For a file you can neither write nor own, the kernel hides the residency \
-            (cachestat refuses, mincore reports every page resident): the eviction is still done, \
-            and the report says the residency is hidden instead of guessing.
-            """
-    )
-
-    @OptionGroup var options: PageCacheOptions
-
-    func run() throws {
+    /// Runs the command; returns the exit status.
+    package static func evict(_ options: PageCacheSettings) throws -> Int32 {
         let session = Session(kind: .evict, options: options)
         session.action = { session, fd, path, st in
             guard let before = session.measure(fd: fd, path: path, stat: st) else { return nil }
@@ -156,35 +117,16 @@ struct Evict: ParsableCommand {
             return FileRecord(path: path, size: Int(st.st_size), counts: after, before: before)
         }
         try session.run()
-        let status = session.finish(
+        return session.finish(
             extraLines: ["   Evicted Pages: \(session.evictedPages)"],
             extraJSON: { $0.add("evictedPagesNow", session.evictedPages) }
         )
-        if status != 0 { throw ExitCode(status) }
     }
-}
 
-// MARK: - lock
+    // MARK: - lock
 
-/// `mmapkit lock`: keep files locked in memory until SIGINT or SIGTERM.
-struct Lock: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Map, prefault and mlock files, and hold them until SIGINT or SIGTERM.",
-        discussion: """
-            SIGHUP does not drop the locks (a closed terminal does not end the hold). Locking is \
-            limited by RLIMIT_MEMLOCK (see `ulimit -l`) unless the process has CAP_IPC_LOCK.
-            """
-    )
-
-    @OptionGroup var options: PageCacheOptions
-
-    @Flag(name: [.customShort("d"), .customLong("daemon")], help: "Detach once the files are locked.")
-    var daemon = false
-
-    @Option(name: [.customShort("P"), .customLong("pid-file")], help: "Write the holding process's pid here.")
-    var pidFile: String?
-
-    func run() throws {
+    /// Runs the command (holding the locks until a signal); returns the exit status.
+    package static func lock(_ options: PageCacheSettings, daemon: Bool, pidFile: String?) throws -> Int32 {
         // Block the signals first, so that they wait for sigwait below instead of killing us.
         var signals = sigset_t()
         sigemptyset(&signals)
@@ -252,7 +194,7 @@ struct Lock: ParsableCommand {
             held.unlockAll()
             if let pidFile { _ = BytePath(argument: pidFile).withCString { unlink($0) } }
         }
-        if status != 0 { throw ExitCode(status) }
+        return status
     }
 }
 
