@@ -16,8 +16,10 @@ struct BytePath: Hashable {
         String(validating: bytes, as: UTF8.self)
     }
 
-    /// Printable text: valid UTF-8 is kept except control characters and backslashes, which
-    /// are escaped as `\xHH`, as are bytes that are not UTF-8, so the output is unambiguous.
+    /// Printable text: valid UTF-8 is kept except control characters (C0, DEL and the C1
+    /// controls U+0080–U+009F, which some terminals obey: `\xc2\x9b` is CSI) and backslashes,
+    /// which are escaped as `\xHH` per byte as fincore does, as are bytes that are not UTF-8, so
+    /// the output is unambiguous.
     var escaped: String {
         var out = ""
         out.reserveCapacity(bytes.count)
@@ -26,7 +28,8 @@ struct BytePath: Hashable {
     }
 
     func appendEscaped(to out: inout String) {
-        if let text = utf8String, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x5C }) {
+        // 0xC2 leads every C1 control (and other Latin-1 characters): take the careful path.
+        if let text = utf8String, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x5C || $0 == 0xC2 }) {
             out += text
             return
         }
@@ -35,6 +38,8 @@ struct BytePath: Hashable {
             let length = validUTF8Length(at: index)
             if length == 1, bytes[index] >= 0x20, bytes[index] != 0x7F, bytes[index] != 0x5C {
                 out.unicodeScalars.append(Unicode.Scalar(bytes[index]))
+            } else if length == 2, bytes[index] == 0xC2, bytes[index + 1] < 0xA0 {
+                out += "\\x" + hexByte(bytes[index]) + "\\x" + hexByte(bytes[index + 1])  // a C1 control
             } else if length > 1 {
                 out += String(decoding: bytes[index..<index + length], as: UTF8.self)
             } else {
