@@ -112,7 +112,6 @@ final class Session: WalkVisitor {
             out.write("{\"files\":[")
         }
         walker = Walker(options: options.walkOptions, visitor: self)
-        walker.rememberAll = options.paths.count > 1 || options.batch != nil || options.followSymlinks
         for path in options.paths { walker.walk(operand: BytePath(argument: path)) }
         if let batch = options.batch {
             // Each batch path is measured, and its line written, as soon as it is read.
@@ -321,7 +320,7 @@ final class Session: WalkVisitor {
         return failures.isEmpty ? 0 : 1
     }
 
-    private let foldNote = "links to files already counted"
+    private let foldNote = "links or mounts of files and directories already counted"
 
     var newlyResidentPages: Int { max(0, measuredAfter - measuredBefore) }
     var evictedPages: Int { max(0, measuredBefore - measuredAfter) }
