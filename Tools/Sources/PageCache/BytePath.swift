@@ -16,8 +16,10 @@ struct BytePath: Hashable {
         String(validating: bytes, as: UTF8.self)
     }
 
-    /// Printable text: valid UTF-8 is kept except control characters and backslashes, which
-    /// are escaped as `\xHH`, as are bytes that are not UTF-8, so the output is unambiguous.
+    /// Printable text: valid UTF-8 is kept except control characters (C0, DEL and the C1
+    /// controls U+0080–U+009F, which some terminals obey: `\xc2\x9b` is CSI) and backslashes,
+    /// which are escaped as `\xHH` per byte as fincore does, as are bytes that are not UTF-8, so
+    /// the output is unambiguous.
     var escaped: String {
         var out = ""
         out.reserveCapacity(bytes.count)
@@ -26,7 +28,8 @@ struct BytePath: Hashable {
     }
 
     func appendEscaped(to out: inout String) {
-        if let text = utf8String, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x5C }) {
+        // 0xC2 leads every C1 control (and other Latin-1 characters): take the careful path.
+        if let text = utf8String, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x5C || $0 == 0xC2 }) {
             out += text
             return
         }
@@ -35,6 +38,8 @@ struct BytePath: Hashable {
             let length = validUTF8Length(at: index)
             if length == 1, bytes[index] >= 0x20, bytes[index] != 0x7F, bytes[index] != 0x5C {
                 out.unicodeScalars.append(Unicode.Scalar(bytes[index]))
+            } else if length == 2, bytes[index] == 0xC2, bytes[index + 1] < 0xA0 {
+                out += "\\x" + hexByte(bytes[index]) + "\\x" + hexByte(bytes[index + 1])  // a C1 control
             } else if length > 1 {
                 out += String(decoding: bytes[index..<index + length], as: UTF8.self)
             } else {
@@ -90,8 +95,100 @@ func hexByte(_ byte: UInt8) -> String {
 package enum RawArguments {
     static let marker = "\u{E000}mmapkit-argv:"
 
-    /// `CommandLine.arguments` without the program name, non-UTF-8 arguments as placeholders.
+    /// `CommandLine.arguments` without the program name, non-UTF-8 arguments as placeholders,
+    /// with the getopt spellings vmtouch users type rewritten for both parsers (``normalized(_:)``).
     package static func forParsing() -> [String] {
+        normalized(unnormalized())
+    }
+
+    /// getopt spellings that ArgumentParser does not read, rewritten to the `--name=value` form
+    /// that both ``FastCommandLine`` and ArgumentParser read the same way, for the page-cache
+    /// commands (before `--`):
+    /// - an attached value of a single-letter option, alone or after flags: `-p4M`, `-m1.5M`,
+    ///   `-i*.log`, `-sp-4M` become `--range=4M`, `--max-file-size=1.5M`, `--exclude=*.log`,
+    ///   `-s --range=-4M` (as getopt reads them, `-bs` is the batch file `s`);
+    /// - `-p -END` and `--range -END` (a range from the start, which ArgumentParser would take
+    ///   for an option): `-p -4M` becomes `--range=-4M`.
+    package static func normalized(_ arguments: [String]) -> [String] {
+        guard let first = arguments.first else { return arguments }
+        switch first {
+        case "residency", "touch", "evict", "lock": break
+        default: return arguments
+        }
+        var result = [first]
+        var index = 1
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            if argument == "--" {
+                result += arguments[(index - 1)...]
+                break
+            }
+            let next = index < arguments.count ? arguments[index] : nil
+            if argument == "--range", let next, isRangeFromStart(next) {
+                result.append("--range=" + next)
+                index += 1
+                continue
+            }
+            let bytes = Array(argument.utf8)
+            guard bytes.count >= 2, bytes[0] == UInt8(ascii: "-"), bytes[1] != UInt8(ascii: "-") else {
+                result.append(argument)
+                continue
+            }
+            // A group of flags, perhaps ending with a value option and its attached value.
+            var rewritten: [String]? = nil
+            for position in 1..<bytes.count {
+                let letter = bytes[position]
+                let flags = position > 1 ? ["-" + String(decoding: bytes[1..<position], as: UTF8.self)] : []
+                if let long = longNameOfValueOption(letter) {
+                    if position + 1 < bytes.count {
+                        rewritten = flags + ["--\(long)=" + String(decoding: bytes[(position + 1)...], as: UTF8.self)]
+                    } else if letter == UInt8(ascii: "p"), let next, isRangeFromStart(next) {
+                        rewritten = flags + ["--range=" + next]
+                        index += 1
+                    }
+                    break
+                }
+                guard isFlagLetter(letter) else { break }
+            }
+            result += rewritten ?? [argument]
+        }
+        return result
+    }
+
+    /// `-4M`, `-100`, `-1.5K`: the end of a range that starts at 0.
+    private static func isRangeFromStart(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 2, bytes[0] == UInt8(ascii: "-"), bytes[1] >= UInt8(ascii: "0"),
+            bytes[1] <= UInt8(ascii: "9")
+        else { return false }
+        return ByteRange(text) != nil
+    }
+
+    /// The long name of a single-letter option that takes a value.
+    private static func longNameOfValueOption(_ letter: UInt8) -> String? {
+        switch letter {
+        case UInt8(ascii: "p"): "range"
+        case UInt8(ascii: "m"): "max-file-size"
+        case UInt8(ascii: "i"): "exclude"
+        case UInt8(ascii: "I"): "include"
+        case UInt8(ascii: "b"): "batch"
+        case UInt8(ascii: "P"): "pid-file"
+        default: nil
+        }
+    }
+
+    /// A single-letter flag of some page-cache command.
+    private static func isFlagLetter(_ letter: UInt8) -> Bool {
+        switch letter {
+        case UInt8(ascii: "r"), UInt8(ascii: "f"), UInt8(ascii: "F"), UInt8(ascii: "s"), UInt8(ascii: "q"),
+            UInt8(ascii: "0"), UInt8(ascii: "v"), UInt8(ascii: "d"):
+            true
+        default: false
+        }
+    }
+
+    private static func unnormalized() -> [String] {
         var result: [String] = []
         let argc = Int(CommandLine.argc)
         for index in 1..<max(argc, 1) {

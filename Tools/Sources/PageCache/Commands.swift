@@ -25,6 +25,22 @@ package enum PageCacheCommands {
     /// "file shrank" path deterministically. Not an option; read from the environment.
     static let shrinkForTesting: Int? = getenv("MMAPKIT_TEST_SHRINK_AFTER_MAP").flatMap { Int(String(cString: $0)) }
 
+    /// The test hook's truncation (``shrinkForTesting``), right after a file is mapped.
+    static func shrinkIfTesting(_ path: [UInt8]) {
+        guard let size = shrinkForTesting else { return }
+        let writable = BytePath(path).withCString { open($0, O_WRONLY | O_CLOEXEC) }
+        _ = ftruncate(writable, off_t(size))
+        close(writable)
+    }
+
+    /// For EFAULT or EIO while populating a mapping: "the file shrank from X to Y bytes while
+    /// being <verb>; <then>" when it did (the pages past the new end no longer exist), else nil.
+    static func shrinkMessage(fd: CInt, stat st: stat, while verb: String, then: String) -> String? {
+        var now = stat()
+        guard fstat(fd, &now) == 0 && Int(now.st_size) < Int(st.st_size) else { return nil }
+        return "the file shrank from \(st.st_size) to \(now.st_size) bytes while being \(verb); \(then)"
+    }
+
     /// Runs the command; returns the exit status.
     package static func touch(_ options: PageCacheSettings) throws -> Int32 {
         let session = Session(kind: .touch, options: options)
@@ -36,25 +52,20 @@ package enum PageCacheCommands {
             let start = range.lowerBound / session.meter.pageSize * session.meter.pageSize
             do throws(MmapError) {
                 let map = try Mmap(fileDescriptor: fd, offset: Int64(start), count: range.upperBound - start)
-                if let size = shrinkForTesting {
-                    let writable = BytePath(path).withCString { open($0, O_WRONLY | O_CLOEXEC) }
-                    _ = ftruncate(writable, off_t(size))
-                    close(writable)
-                }
+                shrinkIfTesting(path)
                 var offset = 0
                 while offset < map.count {
                     let end = min(map.count, offset + chunk)
                     do throws(MmapError) {
                         try map.populate(range: offset..<end)
                     } catch  where error.errno == EFAULT || error.errno == EIO {
-                        var now = stat()
-                        if fstat(fd, &now) == 0 && Int(now.st_size) < Int(st.st_size) {
-                            session.fail(
-                                path: path,
-                                message:
-                                    "the file shrank from \(st.st_size) to \(now.st_size) bytes while being touched;"
-                                    + " the pages up to the new end were read"
-                            )
+                        if let message = shrinkMessage(
+                            fd: fd,
+                            stat: st,
+                            while: "touched",
+                            then: "the pages up to the new end were read"
+                        ) {
+                            session.fail(path: path, message: message)
                             return nil
                         }
                         throw error
@@ -82,14 +93,24 @@ package enum PageCacheCommands {
         let seconds = monotonicSeconds() - started
         let newly = session.newlyResidentPages * session.meter.pageSize
         let rate = seconds > 0 ? Double(newly) / seconds : 0
+        let unknown = session.measuredFiles == 0 && session.unmeasuredFiles > 0
+        let line =
+            unknown
+            ? "   Touched Pages: unknown (\(hiddenNote(session.unmeasuredFiles, all: true)))"
+            : "   Touched Pages: \(session.newlyResidentPages) newly read (\(humanBytes(newly)) at "
+                + "\(humanBytes(Int(rate)))/s); the rest were resident already"
+                + (session.unmeasuredFiles > 0 ? "; \(hiddenNote(session.unmeasuredFiles, all: false))" : "")
         return session.finish(
-            extraLines: [
-                "   Touched Pages: \(session.newlyResidentPages) newly read (\(humanBytes(newly)) at "
-                    + "\(humanBytes(Int(rate)))/s); the rest were resident already"
-            ],
+            extraLines: [line],
             extraJSON: { total in
-                total.add("newlyResidentPages", session.newlyResidentPages)
-                total.add("newlyResidentBytesPerSecond", rate)
+                if unknown {
+                    total.addRaw("newlyResidentPages", "null")
+                    total.addRaw("newlyResidentBytesPerSecond", "null")
+                } else {
+                    total.add("newlyResidentPages", session.newlyResidentPages)
+                    total.add("newlyResidentBytesPerSecond", rate)
+                }
+                total.add("unmeasuredFiles", session.unmeasuredFiles)
             }
         )
     }
@@ -117,10 +138,31 @@ package enum PageCacheCommands {
             return FileRecord(path: path, size: Int(st.st_size), counts: after, before: before)
         }
         try session.run()
+        let unknown = session.measuredFiles == 0 && session.unmeasuredFiles > 0
+        let line =
+            unknown
+            ? "   Evicted Pages: unknown (\(hiddenNote(session.unmeasuredFiles, all: true)))"
+            : "   Evicted Pages: \(session.evictedPages)"
+                + (session.unmeasuredFiles > 0 ? " (\(hiddenNote(session.unmeasuredFiles, all: false)))" : "")
         return session.finish(
-            extraLines: ["   Evicted Pages: \(session.evictedPages)"],
-            extraJSON: { $0.add("evictedPagesNow", session.evictedPages) }
+            extraLines: [line],
+            extraJSON: { total in
+                if unknown {
+                    total.addRaw("evictedPagesNow", "null")
+                } else {
+                    total.add("evictedPagesNow", session.evictedPages)
+                }
+                total.add("unmeasuredFiles", session.unmeasuredFiles)
+            }
         )
+    }
+
+    /// Why `touch` or `evict` cannot say what changed in some files (or in all of them).
+    static func hiddenNote(_ count: Int, all: Bool) -> String {
+        let files = count == 1 ? "1 file" : "\(count) files"
+        return all
+            ? "the kernel hides the residency of \(count == 1 ? "the" : "all") \(files) from you: neither writable nor owned"
+            : "not counted: \(files) whose residency the kernel hides from you"
     }
 
     // MARK: - lock
@@ -137,14 +179,33 @@ package enum PageCacheCommands {
         if daemon { try Daemon.detachAfterSetup() }
 
         let held = HeldMappings()
+        var budget = MappingBudget()
         let session = Session(kind: .lock, options: options)
         session.action = { session, fd, path, st in
             let range = session.range.clipped(to: Int(st.st_size))
-            guard !range.isEmpty else { return nil }
+            // An empty file (or range) is counted, as the other commands count it; nothing to lock.
+            guard !range.isEmpty else {
+                return session.measure(fd: fd, path: path, stat: st).map {
+                    FileRecord(path: path, size: Int(st.st_size), counts: $0)
+                }
+            }
+            if let message = budget.refusal(held: held.count) {
+                session.fail(path: path, message: message)
+                return nil
+            }
             let start = range.lowerBound / session.meter.pageSize * session.meter.pageSize
             do throws(MmapError) {
                 let map = try Mmap(fileDescriptor: fd, offset: Int64(start), count: range.upperBound - start)
-                try map.populate()
+                shrinkIfTesting(path)
+                do throws(MmapError) {
+                    try map.populate()
+                } catch  where error.errno == EFAULT || error.errno == EIO {
+                    if let message = shrinkMessage(fd: fd, stat: st, while: "locked", then: "it is not locked") {
+                        session.fail(path: path, message: message)
+                        return nil
+                    }
+                    throw error
+                }
                 try map.lock()
                 held.append(map)
             } catch {
@@ -155,6 +216,11 @@ package enum PageCacheCommands {
                         detail: "has no page cache (mmap: ENODEV)",
                         operand: true
                     )
+                } else if error.errno == ENOMEM && error.operation == .map {
+                    // Out of address space (RLIMIT_AS) or of mappings: give the reserve back so
+                    // that the rest of the run can allocate, and go on with the next file.
+                    budget.releaseReserve()
+                    session.fail(path: path, message: "cannot be mapped (\(error)); skipping, holding the rest")
                 } else {
                     session.fail(path: path, message: error.description)
                 }
@@ -164,37 +230,122 @@ package enum PageCacheCommands {
             return FileRecord(path: path, size: Int(st.st_size), counts: counts)
         }
         try session.run()
-        let status = session.finish(
-            extraLines: [
-                "          Locked: \(held.count) files; holding until SIGINT or SIGTERM (pid \(getpid()))"
-            ],
+        // Hold only what was locked, and only with the pid file written (when one is asked for).
+        var holding = held.count > 0
+        if holding, let pidFile, let problem = writePidFile(pidFile) {
+            session.fail(path: BytePath(argument: pidFile).bytes, message: problem)
+            holding = false
+        }
+        let pid = Int(getpid())
+        let lockedLine: String =
+            if holding {
+                "          Locked: \(held.count) files; holding until SIGINT or SIGTERM (pid \(pid))"
+            } else if held.count == 0 {
+                "          Locked: 0 files; nothing could be locked, so nothing is held"
+            } else {
+                "          Locked: \(held.count) files, released at once: the pid file could not be written"
+            }
+        var status = session.finish(
+            extraLines: [lockedLine],
             extraJSON: { total in
                 total.add("lockedFiles", held.count)
-                total.add("pid", Int(getpid()))
+                total.add("holding", holding)
+                total.add("pid", pid)
             }
         )
-        if let pidFile {
-            let text = "\(getpid())\n"
-            let fd = BytePath(argument: pidFile).withCString {
-                open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            }
-            if fd < 0 || text.utf8CString.withUnsafeBufferPointer({ write(fd, $0.baseAddress, $0.count - 1) }) < 0 {
-                warn("cannot write the pid file \(pidFile): \(errnoText(errno))")
-            }
-            if fd >= 0 { close(fd) }
-        }
-        if daemon { Daemon.finishSetup(status: held.count == 0 ? 1 : status) }
-        if held.count > 0 {
+        if !holding { status = 1 }
+        if daemon { Daemon.finishSetup(status: status) }
+        if holding {
             while true {
                 var received: CInt = 0
                 sigwait(&signals, &received)
                 if received == SIGHUP { continue }  // keep holding; the terminal may be gone
                 break
             }
-            held.unlockAll()
             if let pidFile { _ = BytePath(argument: pidFile).withCString { unlink($0) } }
         }
+        held.unlockAll()
         return status
+    }
+
+    /// Writes this process's pid to `pidFile`; returns the problem, or nil. A file left half
+    /// written is removed.
+    static func writePidFile(_ pidFile: String) -> String? {
+        let path = BytePath(argument: pidFile)
+        let text = Array("\(getpid())\n".utf8)
+        let fd = path.withCString { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        if fd < 0 { return "cannot write the pid file: \(errnoText(errno))" }
+        let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let code = errno
+        if close(fd) != 0 || written != text.count {
+            _ = path.withCString { unlink($0) }
+            return "cannot write the pid file: \(written < 0 ? errnoText(code) : "short write")"
+        }
+        return nil
+    }
+}
+
+/// How many more mappings `lock` may make. The kernel allows vm.max_map_count (65530 by
+/// default) per process; a lock that takes them all leaves none for malloc, and the Swift
+/// runtime then traps ("failed to allocate"). So `lock` stops mapping 1024 short of the
+/// limit, and also keeps 16 MiB of address space in reserve, given back when a mapping fails
+/// with ENOMEM (RLIMIT_AS), so that the report can still be written.
+struct MappingBudget {
+    static let headroom = 1024
+    private var limit: Int? = nil
+    private var reserve: UnsafeMutableRawPointer? = nil
+    private static let reserveBytes = 16 << 20
+
+    init() {
+        let base = mmap(nil, Self.reserveBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if let base, base != MAP_FAILED { reserve = base }
+    }
+
+    /// nil if one more file may be mapped, else why not.
+    mutating func refusal(held: Int) -> String? {
+        if limit == nil {
+            // Read once, at the first file: `lock` of one file pays two small reads.
+            let maximum = Self.maxMapCount()
+            limit = maximum.map { $0 - Self.headroom - Self.mappingsNow() + held } ?? Int.max
+        }
+        guard let limit, held >= limit else { return nil }
+        let maximum = Self.maxMapCount() ?? 0
+        return "cannot be mapped: vm.max_map_count (\(maximum)) leaves no more mappings for this process "
+            + "(\(held) files are locked); skipping, holding the rest"
+    }
+
+    mutating func releaseReserve() {
+        if let reserve { munmap(reserve, Self.reserveBytes) }
+        reserve = nil
+    }
+
+    /// vm.max_map_count (or the test hook MMAPKIT_TEST_MAX_MAP_COUNT, to reach the limit with a
+    /// small tree), or nil.
+    static func maxMapCount() -> Int? {
+        if let hook = getenv("MMAPKIT_TEST_MAX_MAP_COUNT") { return Int(String(cString: hook)) }
+        return readSmallFile("/proc/sys/vm/max_map_count").flatMap {
+            Int(String(decoding: $0.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }, as: UTF8.self))
+        }
+    }
+
+    /// The number of this process's mappings (lines of /proc/self/maps).
+    static func mappingsNow() -> Int {
+        readSmallFile("/proc/self/maps").map { $0.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) } } ?? 0
+    }
+
+    private static func readSmallFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return bytes
     }
 }
 

@@ -8,7 +8,9 @@ import Glibc
 /// page-cache subcommand, then paths and known options in ArgumentParser's spellings
 /// (`--name`, `--name value`, `--name=value` (not empty), `-x value`, grouped short flags such as `-sq` or
 /// `-0b -` whose last letter may take the next argument, `--` before paths that start with `-`)
-/// and produces exactly the values ArgumentParser would. Anything else returns nil, and
+/// and produces exactly the values ArgumentParser would. Both parsers read the arguments
+/// after ``RawArguments/normalized(_:)``, which rewrites getopt's attached values (`-p4M`) and
+/// `-p -4M` to `--range=…`, so those spellings are accepted alike. Anything else returns nil, and
 /// `mmapkit` runs `mmapkit-cli`, where ArgumentParser parses it and prints the help, the
 /// version or the usage error, or runs the command:
 /// help and version requests, unknown or misspelled options, a single-value option given twice,

@@ -165,11 +165,35 @@ struct ByteRange {
     }
 }
 
-/// "64M" → 67108864; plain numbers are bytes; K, M, G, T are powers of 1024; 0 is allowed.
+/// "64M" → 67108864; plain numbers are bytes; K, M, G, T (either case) are powers of 1024; 0
+/// is allowed, and so is a decimal fraction, as vmtouch allows it ("1.5M" → 1572864, rounded
+/// down to a whole byte). A `switch`, not a dictionary of units: no table is built at run time.
 func parseByteCount(_ text: String) -> Int? {
-    let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
-    if let last = text.uppercased().last, let unit = units[last], let value = Int(text.dropLast()), value >= 0 {
-        return value * unit
+    var number = Substring(text)
+    let unit: Int
+    switch number.last {
+    case "K", "k": unit = 1 << 10
+    case "M", "m": unit = 1 << 20
+    case "G", "g": unit = 1 << 30
+    case "T", "t": unit = 1 << 40
+    default: unit = 1
     }
-    return Int(text).flatMap { $0 >= 0 ? $0 : nil }
+    if unit != 1 { number = number.dropLast() }
+    var dots = 0
+    for byte in number.utf8 {
+        if byte == UInt8(ascii: ".") {
+            dots += 1
+        } else if byte < UInt8(ascii: "0") || byte > UInt8(ascii: "9") {
+            return nil
+        }
+    }
+    guard dots <= 1, number.utf8.contains(where: { $0 != UInt8(ascii: ".") }) else { return nil }
+    if dots == 0 {
+        guard let value = Int(number) else { return nil }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: unit)
+        return overflow ? nil : bytes
+    }
+    guard let value = Double(String(number)) else { return nil }
+    let bytes = (value * Double(unit)).rounded(.down)
+    return bytes < 0x1p62 ? Int(bytes) : nil
 }

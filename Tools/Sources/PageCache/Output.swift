@@ -12,6 +12,9 @@ package final class Output {
     private var buffer: [UInt8] = []
     /// Flush after every line (a terminal, or stdout read by a waiting script).
     var lineBuffered: Bool
+    /// The errno of the first failed write (a full disk, a closed pipe), or 0. Output stops
+    /// there; the command reports it and exits with status 1 (``Session/finish``).
+    package private(set) var writeError: CInt = 0
 
     private init(fd: CInt) {
         self.fd = fd
@@ -32,11 +35,12 @@ package final class Output {
 
     package func flush() {
         var offset = 0
-        while offset < buffer.count {
+        while offset < buffer.count && writeError == 0 {
             let written = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
-                break  // a closed pipe or terminal: drop the output, keep working
+                writeError = errno  // drop the rest of the output, keep working, fail at the end
+                break
             }
             offset += written
         }
@@ -159,7 +163,7 @@ func jsonString(_ value: String) -> String {
         case "\n": out += "\\n"
         case "\r": out += "\\r"
         case "\t": out += "\\t"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+        case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
             out += "\\u00" + hexByte(UInt8(scalar.value))
         default: out.unicodeScalars.append(scalar)
         }

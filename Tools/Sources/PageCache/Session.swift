@@ -74,8 +74,14 @@ final class Session: WalkVisitor {
     private(set) var pages = 0
     private(set) var resident = 0
     private(set) var residentBytes = 0
-    private(set) var residentBefore = 0
+    /// `touch` and `evict`: resident pages before and after, of the files visible both times.
+    private(set) var measuredBefore = 0
+    private(set) var measuredAfter = 0
     private(set) var hiddenFiles = 0
+    /// Pages of hidden files: left out of `pages` (and of the percentage), reported apart.
+    private(set) var hiddenPages = 0
+    /// Files whose residency was visible after the action but hidden before it.
+    private(set) var hiddenBefore = 0
     private(set) var dirty = 0
     private(set) var writeback = 0
     private(set) var evicted = 0
@@ -106,7 +112,6 @@ final class Session: WalkVisitor {
             out.write("{\"files\":[")
         }
         walker = Walker(options: options.walkOptions, visitor: self)
-        walker.rememberAll = options.paths.count > 1 || options.batch != nil || options.followSymlinks
         for path in options.paths { walker.walk(operand: BytePath(argument: path)) }
         if let batch = options.batch {
             // Each batch path is measured, and its line written, as soon as it is read.
@@ -163,23 +168,27 @@ final class Session: WalkVisitor {
         let clipped = range.clipped(to: record.size)
         let counts = record.counts
         let page = meter.pageSize
-        let recordResidentBytes = counts.hidden ? 0 : residentByteCount(counts.resident, range: clipped, page: page)
+        // Resident bytes are resident pages times the page size, as vmtouch counts them: a
+        // one-byte file that is resident holds a whole page of memory.
+        let recordResidentBytes = counts.hidden ? 0 : counts.resident * page
         files += 1
-        bytes += clipped.count
-        pages += counts.pages
         if counts.hidden {
+            // Neither numerator nor denominator: nothing is known about these pages.
             hiddenFiles += 1
+            hiddenPages += counts.pages
         } else {
+            bytes += clipped.count
+            pages += counts.pages
             resident += counts.resident
             residentBytes += recordResidentBytes
-            residentBefore += record.before.map { $0.hidden ? counts.resident : $0.resident } ?? counts.resident
-        }
-        if let value = counts.dirty {
-            cachestatCounted = true
-            dirty += value
-            writeback += counts.writeback ?? 0
-            evicted += counts.evicted ?? 0
-            recentlyEvicted += counts.recentlyEvicted ?? 0
+            if let before = record.before {
+                if before.hidden {
+                    hiddenBefore += 1
+                } else {
+                    measuredBefore += before.resident
+                    measuredAfter += counts.resident
+                }
+            }
         }
         guard !options.quiet else { return }
         if options.json {
@@ -235,11 +244,6 @@ final class Session: WalkVisitor {
         }
     }
 
-    private func residentByteCount(_ residentPages: Int, range: Range<Int>, page: Int) -> Int {
-        // The last page may be partial: count at most the bytes in the range.
-        min(residentPages * page, range.count)
-    }
-
     // MARK: - Summary
 
     /// Prints the summary (text or the end of the JSON object) and returns the exit status.
@@ -257,6 +261,7 @@ final class Session: WalkVisitor {
             total.add("residentBytes", residentBytes)
             total.add("percent", percentValue(resident, of: pages))
             total.add("hiddenFiles", hiddenFiles)
+            total.add("hiddenPages", hiddenPages)
             if cachestatCounted {
                 total.add("dirtyPages", dirty)
                 total.add("writebackPages", writeback)
@@ -278,12 +283,13 @@ final class Session: WalkVisitor {
                 "           Files: \(files)"
                     + (folded > 0 ? "  (\(folded) more \(folded == 1 ? "name" : "names") folded: \(foldNote))" : ""),
                 "     Directories: \(walker?.directories ?? 0)",
-                "  Resident Pages: \(resident)/\(pages)  \(humanBytes(residentBytes))/\(humanBytes(bytes))  "
-                    + percentText(resident, of: pages),
+                "  Resident Pages: \(resident)/\(pages)  \(humanBytes(residentBytes))/"
+                    + "\(humanBytes(pages * meter.pageSize))  " + percentText(resident, of: pages),
             ]
             if hiddenFiles > 0 {
                 lines.append(
-                    "    Hidden Files: \(hiddenFiles) (the kernel hides the residency of files you can neither write nor own)"
+                    "    Hidden Files: \(hiddenFiles), \(hiddenPages) pages, not counted above (the kernel hides the "
+                        + "residency of files you can neither write nor own)"
                 )
             }
             if cachestatCounted && (dirty > 0 || writeback > 0 || evicted > 0 || kind != .residency) {
@@ -306,13 +312,22 @@ final class Session: WalkVisitor {
             for line in lines { out.line(line) }
         }
         out.flush()
+        if out.writeError != 0 {
+            // `residency big > /dev/full`: the report is lost, so the run failed.
+            Output.stderr.line("mmapkit: cannot write the output: \(errnoText(out.writeError))")
+            return 1
+        }
         return failures.isEmpty ? 0 : 1
     }
 
-    private let foldNote = "links to files already counted"
+    private let foldNote = "links or mounts of files and directories already counted"
 
-    var newlyResidentPages: Int { max(0, resident - residentBefore) }
-    var evictedPages: Int { max(0, residentBefore - resident) }
+    var newlyResidentPages: Int { max(0, measuredAfter - measuredBefore) }
+    var evictedPages: Int { max(0, measuredBefore - measuredAfter) }
+    /// Files whose change `touch` and `evict` cannot measure (residency hidden before or after).
+    var unmeasuredFiles: Int { hiddenFiles + hiddenBefore }
+    /// Files whose change was measured.
+    var measuredFiles: Int { files - unmeasuredFiles }
 
     private func problemsJSON(_ problems: [(path: BytePath, message: String)]) -> String {
         problems.map { problem in

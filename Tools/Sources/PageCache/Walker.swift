@@ -21,7 +21,7 @@ struct WalkOptions {
 /// Why a path was passed over without being measured. None of these is a failure.
 enum SkipReason: Int, CaseIterable {
     case symlinkNotFollowed, danglingSymlink, symlinkLoop, directoryLoop, notRegular, noPageCache
-    case otherFileSystem, tooLarge, excluded
+    case otherFileSystem, tooLarge, excluded, symlinkChainTooLong, vanished
 
     var summary: String {
         switch self {
@@ -34,6 +34,8 @@ enum SkipReason: Int, CaseIterable {
         case .otherFileSystem: "on other filesystems (-F)"
         case .tooLarge: "larger than --max-file-size"
         case .excluded: "excluded by --include/--exclude"
+        case .symlinkChainTooLong: "symbolic link chains over 40 links (not loops)"
+        case .vanished: "removed during the walk"
         }
     }
 
@@ -48,6 +50,8 @@ enum SkipReason: Int, CaseIterable {
         case .otherFileSystem: "otherFileSystem"
         case .tooLarge: "tooLarge"
         case .excluded: "excluded"
+        case .symlinkChainTooLong: "symlinkChainTooLong"
+        case .vanished: "vanished"
         }
     }
 }
@@ -81,9 +85,10 @@ final class Walker {
     unowned let visitor: WalkVisitor
     private(set) var directories = 0
     private(set) var foldedNames = 0
+    /// Every file and directory met (unless --count-hard-links): a file with one link can be
+    /// met twice too, through a bind mount, a symbolic link (-f) or two operands; a directory
+    /// through a bind mount or a link.
     private var seen = Set<FileID>()
-    /// With several operands or `-f`, a file with one link can be met twice: remember all.
-    var rememberAll = false
     private var path: [UInt8] = []
     private var ancestors: [FileID] = []
     private var rootDevice: UInt64 = 0
@@ -97,6 +102,10 @@ final class Walker {
     var progress: ((Walker) -> Void)?
     private var visitedFiles = 0
     var filesSeen: Int { visitedFiles }
+
+    /// Test hook: a name removed from each directory right after its names are read, so that
+    /// an entry vanishes between readdir and open. Not an option; read from the environment.
+    static let vanishForTesting: String? = getenv("MMAPKIT_TEST_VANISH").map { String(cString: $0) }
 
     init(options: WalkOptions, visitor: WalkVisitor) {
         self.options = options
@@ -118,8 +127,19 @@ final class Walker {
         }
         rootDevice = UInt64(st.st_dev)
         ancestors.removeAll()
+        // -i and -I apply to operands and batch lines too, to their last component (vmtouch).
+        if matches(options.exclude, BytePath(path).lastComponent) {
+            visitor.skip(path: path, reason: .excluded, detail: "excluded", operand: false)
+            return
+        }
         switch st.st_mode & S_IFMT {
         case S_IFDIR:
+            let id = FileID(st)
+            if seen.contains(id) {
+                foldedNames += 1
+                return
+            }
+            seen.insert(id)
             let fd = operand.withCString { CPageCache_openat(AT_FDCWD, $0, O_RDONLY | O_CLOEXEC | O_DIRECTORY) }
             guard fd >= 0 else {
                 visitor.fail(path: path, message: "cannot open the directory: \(errnoText(-fd))")
@@ -165,7 +185,11 @@ final class Walker {
 
     /// For a failed `stat`: a clearer message when a symbolic link is the cause.
     private func linkProblem(_ code: CInt) -> String? {
-        if code == ELOOP { return "symbolic link loop (\(errnoText(ELOOP)))" }
+        if code == ELOOP {
+            return isSymlinkLoop(path)
+                ? "symbolic link loop (\(errnoText(ELOOP)))"
+                : "too many levels of symbolic links (a chain of over 40 links, not a loop; ELOOP)"
+        }
         guard code == ENOENT else { return nil }
         var st = stat()
         let isLink = BytePath(path).withCString { lstat($0, &st) } == 0 && st.st_mode & S_IFMT == S_IFLNK
@@ -174,6 +198,32 @@ final class Walker {
         let count = BytePath(path).withCString { readlink($0, &target, Int(PATH_MAX)) }
         let destination = count > 0 ? BytePath(target[0..<count].map { UInt8(bitPattern: $0) }).escaped : "?"
         return "dangling symbolic link (to \(destination))"
+    }
+
+    /// Whether the symbolic links from `start` lead back to one already met (a loop), rather
+    /// than through a chain longer than the kernel follows (40 links; both are ELOOP).
+    private func isSymlinkLoop(_ start: [UInt8]) -> Bool {
+        var current = start
+        var links: [FileID] = []
+        for _ in 0..<1024 {
+            var st = stat()
+            if BytePath(current).withCString({ lstat($0, &st) }) != 0 { return errno == ELOOP }
+            guard st.st_mode & S_IFMT == S_IFLNK else { return false }
+            let id = FileID(st)
+            if links.contains(id) { return true }
+            links.append(id)
+            var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = BytePath(current).withCString { readlink($0, &target, Int(PATH_MAX)) }
+            guard count > 0 else { return false }
+            let bytes = target[0..<count].map { UInt8(bitPattern: $0) }
+            if bytes.first == UInt8(ascii: "/") {
+                current = bytes
+            } else {
+                let slash = current.lastIndex(of: UInt8(ascii: "/"))
+                current = (slash.map { Array(current[...$0]) } ?? []) + bytes
+            }
+        }
+        return true
     }
 
     // MARK: - Directories
@@ -227,6 +277,7 @@ final class Walker {
             }
         }
         let dirfd = Glibc.dirfd(directory)
+        if let name = Self.vanishForTesting { _ = unlinkat(dirfd, name, 0) }
         let parentLength = path.count
         for entry in entries {
             path.removeSubrange(parentLength...)
@@ -273,7 +324,7 @@ final class Walker {
         if kind == UInt8(DT_UNKNOWN) || kind == UInt8(DT_LNK) {
             var st = stat()
             if fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
-                visitor.fail(path: path, message: errnoText(errno))
+                failOrVanish(errno)
                 return
             }
             kind = directoryType(st.st_mode)
@@ -291,8 +342,15 @@ final class Walker {
             var st = stat()
             if fstatat(dirfd, name, &st, 0) != 0 {
                 let code = errno
-                if code == ELOOP {
+                if code == ELOOP && isSymlinkLoop(path) {
                     visitor.skip(path: path, reason: .symlinkLoop, detail: "symbolic link loop", operand: false)
+                } else if code == ELOOP {
+                    visitor.skip(
+                        path: path,
+                        reason: .symlinkChainTooLong,
+                        detail: "too many levels of symbolic links (over 40, not a loop)",
+                        operand: false
+                    )
                 } else if code == ENOENT {
                     visitor.skip(path: path, reason: .danglingSymlink, detail: "dangling symbolic link", operand: false)
                 } else {
@@ -317,14 +375,14 @@ final class Walker {
                 fd = CPageCache_openat(dirfd, name, (fileFlags & ~CPageCache_O_NOATIME()) | noFollow)
             }
             guard fd >= 0 else {
-                visitor.fail(path: path, message: errnoText(-fd))
+                failOrVanish(-fd)
                 return
             }
             file(fd: fd, viaLink: viaLink, operand: false)
         case UInt8(DT_DIR):
             let fd = CPageCache_openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_DIRECTORY | noFollow)
             guard fd >= 0 else {
-                visitor.fail(path: path, message: "cannot open the directory: \(errnoText(-fd))")
+                failOrVanish(-fd, "cannot open the directory: ")
                 return
             }
             var st = stat()
@@ -347,21 +405,29 @@ final class Walker {
                 visitor.skip(path: path, reason: .directoryLoop, detail: "directory loop", operand: false)
                 return
             }
-            if viaLink {
-                // A directory reached twice through links is walked once.
-                if seen.contains(id) {
-                    close(fd)
-                    foldedNames += 1
-                    return
-                }
-                seen.insert(id)
+            // A directory reached twice (a bind mount, a link with -f) is walked once.
+            if seen.contains(id) {
+                close(fd)
+                foldedNames += 1
+                return
             }
+            seen.insert(id)
             directories += 1
             ancestors.append(id)
             walkDirectory(fd)
             ancestors.removeLast()
         default:
             visitor.skip(path: path, reason: .notRegular, detail: "not a regular file", operand: false)
+        }
+    }
+
+    /// An entry that readdir listed but that is gone now (a log rotated meanwhile) is a skip,
+    /// as vmtouch passes over it; any other error is a failure.
+    private func failOrVanish(_ code: CInt, _ prefix: String = "") {
+        if code == ENOENT {
+            visitor.skip(path: path, reason: .vanished, detail: "removed during the walk", operand: false)
+        } else {
+            visitor.fail(path: path, message: prefix + errnoText(code))
         }
     }
 
@@ -378,7 +444,7 @@ final class Walker {
             visitor.skip(path: path, reason: .notRegular, detail: "not a regular file", operand: operand)
             return
         }
-        if !operand && !options.include.isEmpty && !matches(options.include, path[...].lastComponentSlice) {
+        if !options.include.isEmpty && !matches(options.include, path[...].lastComponentSlice) {
             visitor.skip(path: path, reason: .excluded, detail: "not included", operand: false)
             return
         }
@@ -386,7 +452,7 @@ final class Walker {
             visitor.skip(path: path, reason: .tooLarge, detail: "larger than \(limit) bytes", operand: operand)
             return
         }
-        if !options.countHardLinks && (st.st_nlink > 1 || viaLink || rememberAll) {
+        if !options.countHardLinks {
             let id = FileID(st)
             if seen.contains(id) {
                 foldedNames += 1

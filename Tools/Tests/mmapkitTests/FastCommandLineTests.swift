@@ -52,6 +52,12 @@ import Testing
             ["residency", "-"], ["residency", ""], ["residency", "help"], ["residency", "touch", file],
             ["evict", scratch.at("b.log")], ["evict", "--json", "-p", "0-8K", a], ["evict", "-s", dir],
             ["touch", "-q", "/no/such/file"], ["touch", "--json", "--range", "0-0", file],
+            // getopt spellings, rewritten for both parsers (RawArguments.normalized).
+            ["residency", "-p", "-4K", file], ["residency", "--range", "-4K", file], ["residency", "-p4K", file],
+            ["residency", "-p-4K", file], ["residency", "-sp-4K", file], ["residency", "-sp", "-4K", file],
+            ["residency", "-m1.5M", dir], ["residency", "-m", "1.5M", dir], ["residency", "-p", "1.5K-", file],
+            ["residency", "-i*.log", dir], ["residency", "-I*.dat", "-b", list], ["residency", "-b\(list)"],
+            ["residency", "-bs", list], ["evict", "-sp4K", a], ["residency", "-i", "*.log", scratch.at("b.log"), a],
         ]
     }
 
@@ -64,8 +70,8 @@ import Testing
             ["lock", "--help"], ["touch", "--version"], ["residency", "-x", file], ["residency", "--bogus", file],
             ["residency", "--bat", file], ["residency", "--json=yes", file], ["residency", "--range", "bad", file],
             ["residency", "-m", "big", file], ["residency", "--max-file-size=", file],
-            ["residency", "--exclude=", file], ["residency", "-p", "-4K", file],
-            ["residency", "-p4K", file], ["residency", "-p=4K", file], ["residency", "-bs", list],
+            ["residency", "--exclude=", file], ["residency", "-p=4K", file], ["residency", "-p", "-4Q", file],
+            ["residency", "-m", "1..5M", file], ["residency", "-p4K", "-p", "8K", file],
             ["residency", "--range", "0-4K", "--range", "0-8K", file], ["residency", "-b"],
             ["residency", "-b", "--json"],
             ["residency", "-d", file], ["residency", "--daemon", file], ["residency", "--verbose", file],
