@@ -172,6 +172,25 @@ int CMmapShim_munmap(void *addr, size_t length) {
     return 0;
 }
 
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+int CMmapShim_mmapIntoHole(void *addr, size_t length, int prot, int flags, int fd, int64_t offset) {
+    INJECT(mmapInPlace);
+    void *address = mmap(addr, length, prot, flags | MAP_FIXED_NOREPLACE, fd, (off_t)offset);
+    if (address == MAP_FAILED) return errno;
+    if (address != addr) {
+        // A kernel before 4.17 reads the flag as a hint and maps elsewhere: undo, and report
+        // that the place is not free, which is all MmapKit may assume.
+        munmap(address, length);
+        return EEXIST;
+    }
+    return 0;
+}
+
+void CMmapShim_countUnmap(void) { atomic_fetch_add_explicit(&unmapCalls, 1, memory_order_release); }
+
 int CMmapShim_munmapPart(void *addr, size_t length) {
     INJECT(munmap);
     return munmap(addr, length) == 0 ? 0 : errno;

@@ -60,20 +60,18 @@ public struct MmapReservation: ~Copyable, Sendable {
     deinit {
         guard !lost.isEmpty, let base = unsafe region.base else { return region.unmapAfterFailure() }
         // Unmap what is still ours, piece by piece around the lost ranges (another allocation
-        // may live there now); the last piece counts as the reservation's one unmapping.
-        var pieces: [Range<Int>] = []
+        // may live there now), then count the reservation's one unmapping. If a piece cannot be
+        // unmapped, it leaks and the reservation stays counted, as for any deinit.
         var position = 0
-        for hole in lost.sorted(by: { $0.lowerBound < $1.lowerBound }) {
-            if position < hole.lowerBound { pieces.append(position..<hole.lowerBound) }
+        var unmappedAll = true
+        for hole in lost.sorted(by: { $0.lowerBound < $1.lowerBound }) + [region.mappedLength..<region.mappedLength] {
+            if position < hole.lowerBound {
+                let length = hole.lowerBound - position
+                if unsafe system_munmapPart(base + position, length) != 0 { unmappedAll = false }
+            }
             position = max(position, hole.upperBound)
         }
-        if position < region.mappedLength { pieces.append(position..<region.mappedLength) }
-        for (index, piece) in pieces.enumerated() {
-            let address = unsafe base + piece.lowerBound
-            _ =
-                index == pieces.count - 1
-                ? unsafe system_munmap(address, piece.count) : unsafe system_munmapPart(address, piece.count)
-        }
+        if unmappedAll { system_countUnmap() }
     }
 
     /// The size of the reservation in bytes (a multiple of the page size).
@@ -244,12 +242,17 @@ extension MmapReservation {
     /// Replaces the pages of `range` in place (`mmap(2)` with `MAP_FIXED`).
     ///
     /// A failed `MAP_FIXED` may already have removed the old pages (the kernel does so before
-    /// some files' mmap handlers refuse), leaving a hole that another allocation could take and
-    /// that this reservation would later overwrite or unmap. So every failure is repaired before
-    /// the error is thrown: a failed commit puts the reserved (`PROT_NONE`) pages back; a failed
-    /// decommit is retried once, since the retry is that same repair. If the repair fails too and
-    /// the pages are gone, the range is no longer part of the reservation (``lost``): it is never
-    /// committed, read or unmapped by this value again.
+    /// some files' mmap handlers refuse), leaving a hole that another allocation could take. So
+    /// after a failure MmapKit looks (`mincore(2)`, which changes nothing): if the range is
+    /// still mapped, nothing changed and the error is thrown; if there is a hole, the reserved
+    /// pages are put back with `MAP_FIXED_NOREPLACE`, which never replaces what another thread
+    /// may have mapped there meanwhile. If that fails too (the hole is taken, or no memory),
+    /// the range is no longer part of the reservation (``lost``): it is never committed, read or
+    /// unmapped by this value again. A failed decommit whose pages the kernel removed is
+    /// complete once the hole is reserved again.
+    ///
+    /// One race is left, and cannot be closed with `MAP_FIXED`: another thread that maps the
+    /// whole hole between the failure and the look makes the range seem unchanged.
     private mutating func replace(
         _ range: Range<Int>,
         _ protection: CInt,
@@ -266,21 +269,19 @@ extension MmapReservation {
                 errno: error,
                 "cannot \(operation == .commit ? "commit" : "decommit") \(range)"
             )
-            if unsafe system_mmapInPlace(address, range.count, PROT_NONE, Self.reservedFlags, -1, 0) == 0 {
-                if operation == .decommit { return }  // the retry did the decommit
+            if unsafe Self.isMapped(address, range.count) { throw failure }  // nothing changed
+            let repair = unsafe system_mmapIntoHole(address, range.count, PROT_NONE, Self.reservedFlags, -1, 0)
+            if repair == 0 {
+                if operation == .decommit { return }  // the pages are gone and reserved again
                 throw failure
             }
-            // Neither call succeeded. If the pages are still there, nothing changed.
-            guard unsafe Self.isMapped(address, range.count) else {
-                lost.append(range)
-                remove(range)
-                var lostFailure = failure
-                lostFailure.message +=
-                    "; the kernel removed the pages and they could not be reserved again, so they are no longer "
-                    + "part of the reservation (any data committed there is gone)"
-                throw lostFailure
-            }
-            throw failure
+            lost.append(range)
+            remove(range)
+            var lostFailure = failure
+            lostFailure.message +=
+                "; the kernel removed the pages and they could not be reserved again (\(errnoName(repair))), so "
+                + "they are no longer part of the reservation (any data committed there is gone)"
+            throw lostFailure
         }
     }
 

@@ -204,25 +204,64 @@ extension MmapKitTests {
         }
 
         @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
-        func aDecommitThatFailsOnceIsRetriedAndOneThatFailsTwiceKeepsThePages() throws {
+        func aDecommitThatFailsKeepsThePagesUnlessTheKernelRemovedThemAndThenCompletes() throws {
             try expectNoLeaks { () throws(MmapError) in
                 var reservation = try MmapReservation(count: 8 * page)
                 try reservation.commit(0..<(4 * page))
-                _MmapFaultInjection.inject(.mmapInPlace, errno: ENOMEM)
-                try reservation.decommit(0..<page)  // the repair is a retry, and it succeeds
-                #expect(reservation.committedRanges == [page..<(4 * page)])
                 var bytes = try reservation.mutableBytes(in: page..<(2 * page))
                 bytes.storeBytes(of: 42, toByteOffset: 0, as: UInt8.self)
-                _MmapFaultInjection.inject(.mmapInPlace, times: 2, errno: ENOMEM)
+                _MmapFaultInjection.inject(.mmapInPlace, errno: ENOMEM)  // fails before removing anything
                 let error = expectMmapError(.outOfMemory, errno: ENOMEM) { () throws(MmapError) in
                     try reservation.decommit(page..<(2 * page))
                 }
                 _MmapFaultInjection.reset()
                 #expect(error?.operation == .decommit)
-                #expect(reservation.committedRanges == [page..<(4 * page)])
+                #expect(reservation.committedRanges == [0..<(4 * page)])
                 let kept = unsafe try reservation.bytes(in: page..<(2 * page)).unsafeLoad(as: UInt8.self)
                 #expect(kept == 42)
+                _MmapFaultInjection.inject(.mmapInPlace, errno: ENOMEM, removingPages: true)
+                try reservation.decommit(0..<page)  // the kernel removed them: the hole is reserved again
+                _MmapFaultInjection.reset()
+                #expect(reservation.committedRanges == [page..<(4 * page)])
+                let base = reservation.baseAddress
+                #expect(isMapped(base..<(base + UInt(8 * page))), "the reservation has a hole")
             }
+        }
+
+        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
+        func aHoleTakenByAnotherOwnerIsGivenUpAndThatOwnersPageSurvivesTheReservation() throws {
+            let page = self.page
+            var strangerAddress: UInt = 0
+            try expectNoLeaks { () throws(MmapError) in
+                var reservation = try MmapReservation(count: 4 * page)
+                let hole = reservation.baseAddress + UInt(page)
+                // The commit removes the pages and fails; the repair finds the place taken.
+                _MmapFaultInjection.inject(.mmapInPlace, times: 2, errno: ENODEV, removingPages: true)
+                let error = expectMmapError(.notMappable) { () throws(MmapError) in
+                    try reservation.commit(page..<(2 * page))
+                }
+                _MmapFaultInjection.reset()
+                #expect(error?.message.contains("no longer part of the reservation") == true)
+                // Another owner maps the hole now; the reservation must never touch it again.
+                let stranger = unsafe mmap(
+                    UnsafeMutableRawPointer(bitPattern: hole),
+                    page,
+                    PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | 0x10_0000,  // MAP_FIXED_NOREPLACE
+                    -1,
+                    0
+                )
+                #expect(unsafe stranger == UnsafeMutableRawPointer(bitPattern: hole))
+                unsafe stranger?.storeBytes(of: 0xCD, as: UInt8.self)
+                strangerAddress = hole
+                expectMmapError(.invalidArgument) { () throws(MmapError) in try reservation.commit(page..<(2 * page)) }
+                try reservation.commit(0..<page)
+            }
+            // The reservation is gone, the stranger's page is not.
+            #expect(isMapped(strangerAddress..<(strangerAddress + UInt(page))))
+            let survived = unsafe UnsafeRawPointer(bitPattern: strangerAddress)!.load(as: UInt8.self)
+            #expect(survived == 0xCD)
+            _ = unsafe munmap(UnsafeMutableRawPointer(bitPattern: strangerAddress), page)
         }
 
         // MARK: 4. Growth of anonymous memory into a file is refused
@@ -594,6 +633,61 @@ extension MmapKitTests {
                 try reservation.commit((4 * page)..<(5 * page))
                 // Whatever lands in the hole now is someone else's and survives the reservation.
                 _ = reservation
+            }
+        }
+
+        // MARK: Found by the second hostile review
+
+        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
+        func aReservationWhoseEveryPageWasLostIsStillCountedOnceWhenItEnds() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var reservation = try MmapReservation(count: page)
+                _MmapFaultInjection.inject(.mmapInPlace, times: 2, errno: ENOMEM, removingPages: true)
+                expectMmapError(.outOfMemory) { () throws(MmapError) in try reservation.commit(0..<page) }
+                _MmapFaultInjection.reset()
+            }
+        }
+
+        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
+        func aLockRefusedByTheLimitDoesNotReadTheWholeFileFirst() throws {
+            let path = directory.makeFile("data", count: 64 * page)
+            let fd = openFile(path, O_RDONLY)
+            defer { close(fd) }
+            try expectNoLeaks { () throws(MmapError) in
+                let map = try Mmap(fileDescriptor: fd)
+                _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+                let before = try map.residency().residentCount
+                _MmapFaultInjection.inject(.mlock, errno: ENOMEM)  // as RLIMIT_MEMLOCK refuses
+                expectMmapError(.lockLimit, errno: ENOMEM) { () throws(MmapError) in try map.lock() }
+                _MmapFaultInjection.reset()
+                let after = try map.residency().residentCount
+                #expect(after - before <= 1, "the check read \(after - before) pages (one is enough)")
+            }
+        }
+
+        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
+        func aLockedPageCheckThatCannotAnswerRefusesTheAdvice() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: 4 * page)
+                unsafe map.withUnsafeMutableBytes { bytes in
+                    for i in 0..<bytes.count { unsafe bytes[i] = 0x5A }
+                }
+                for errno in [EAGAIN, ENOMEM, EIO, EPERM] {
+                    _MmapFaultInjection.inject(.madvise, errno: errno)  // the MADV_COLD check itself
+                    let error = expectMmapError(errno == EAGAIN || errno == ENOMEM ? .outOfMemory : .system) {
+                        () throws(MmapError) in try map.advise(.dontNeed)
+                    }
+                    #expect(error?.message.contains("Nothing was changed") == true)
+                    _MmapFaultInjection.reset()
+                    #expect(array(map.bytes).allSatisfy { $0 == 0x5A })
+                }
+                _MmapFaultInjection.inject(.madvise, skip: 1, errno: EIO)  // the scratch page's question
+                try? map.lock(range: (3 * page)..<(4 * page))
+                if !runningUnderSanitizer {
+                    expectMmapError(.outOfMemory) { () throws(MmapError) in try map.advise(.dontNeed) }
+                    #expect(array(map.bytes).allSatisfy { $0 == 0x5A })
+                }
+                _MmapFaultInjection.reset()
             }
         }
 

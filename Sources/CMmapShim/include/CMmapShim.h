@@ -58,10 +58,17 @@ int CMmapShim_mmap(void *addr, size_t length, int prot, int flags, int fd, int64
 /// mmap(2) with MAP_FIXED over pages of a mapping MmapKit already holds (a reservation): the
 /// pages are replaced, not added, so the mapping counter does not change.
 int CMmapShim_mmapInPlace(void *addr, size_t length, int prot, int flags, int fd, int64_t offset);
+/// mmap(2) with MAP_FIXED_NOREPLACE (Linux 4.17) at `addr`, into a hole of a mapping MmapKit
+/// holds: EEXIST when anything is mapped there now (nothing is replaced). Not counted: it puts
+/// back pages of a mapping already counted. Fault injection treats it as mmapInPlace.
+int CMmapShim_mmapIntoHole(void *addr, size_t length, int prot, int flags, int fd, int64_t offset);
+/// Counts one mapping fewer without a system call: a mapping unmapped piece by piece with
+/// CMmapShim_munmapPart, or whose every page the kernel already took.
+void CMmapShim_countUnmap(void);
 /// munmap(2). On success counts one mapping fewer.
 int CMmapShim_munmap(void *addr, size_t length);
 /// munmap(2) of a part of a mapping that is unmapped piece by piece (the mapping counter does
-/// not change: the last piece goes through CMmapShim_munmap).
+/// not change: CMmapShim_countUnmap counts the mapping once every piece is gone).
 int CMmapShim_munmapPart(void *addr, size_t length);
 /// mprotect(2).
 int CMmapShim_mprotect(void *addr, size_t length, int prot);

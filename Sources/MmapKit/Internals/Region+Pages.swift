@@ -104,8 +104,18 @@ extension Region {
         origin: Int
     ) throws(MmapError) {
         guard options.hugePages?.explicitPageSize == nil else { return }
-        guard unsafe system_madvise(address, length, MmapAdvice.cold.rawValue) == EINVAL else { return }
+        let probe = unsafe system_madvise(address, length, MmapAdvice.cold.rawValue)
+        guard probe != 0 else { return }
         let bytes = (range.lowerBound - origin)..<(range.upperBound - origin)
+        guard probe == EINVAL else {
+            throw MmapError(
+                .advise,
+                probe == ENOMEM || probe == EAGAIN ? .outOfMemory : .system,
+                errno: probe,
+                "cannot apply \(name) to bytes \(bytes): cannot check whether its pages are locked (MADV_COLD: "
+                    + "\(errnoDescription(probe)), \(errnoName(probe))). Nothing was changed"
+            )
+        }
         switch Region.kernelKnowsCold() {
         case .some(false):
             return  // Linux before 5.4: locked pages cannot be told apart; the advice decides
@@ -123,21 +133,25 @@ extension Region {
                 .advise,
                 .outOfMemory,
                 errno: ENOMEM,
-                "cannot apply \(name) to bytes \(bytes): cannot check whether its pages are locked (no memory for a "
-                    + "one-page scratch mapping). Nothing was changed"
+                "cannot apply \(name) to bytes \(bytes): cannot check whether its pages are locked (a one-page "
+                    + "scratch mapping could not be made or asked). Nothing was changed"
             )
         }
     }
 
-    /// Whether this kernel knows `MADV_COLD`, asked on one unlocked scratch page; nil when no
-    /// scratch page can be mapped.
+    /// Whether this kernel knows `MADV_COLD`, asked on one unlocked scratch page: `EINVAL` there
+    /// means it does not; nil when the scratch page cannot be mapped or asked.
     private static func kernelKnowsCold() -> Bool? {
         guard let region = try? mapAnonymous(count: systemPageSize, shared: false, options: MmapOptions()),
             let base = unsafe region.base
         else { return nil }
         defer { region.unmapAfterFailure() }
         _ = unsafe system_munlock(base, region.mappedLength)  // mlockall(MCL_FUTURE) locks it
-        return unsafe system_madvise(base, region.mappedLength, MmapAdvice.cold.rawValue) == 0
+        switch unsafe system_madvise(base, region.mappedLength, MmapAdvice.cold.rawValue) {
+        case 0: return true
+        case EINVAL: return false
+        default: return nil
+        }
     }
 
     /// `madvise(2)` of `[address, address + length)`, pages of the mapping for the user's

@@ -385,7 +385,7 @@ extension Region {
             // for pages it could not fault in after marking them locked (a file mapping past the
             // end of the file). A populate tells them apart: it reports the second as EFAULT.
             // Then the range is unlocked again, so no page stays locked half-way.
-            if error == ENOMEM, unsafe system_madvise(address, length, MmapAdvice.populateRead.rawValue) == EFAULT {
+            if error == ENOMEM, !isAnonymous, unsafe lastPageIsPastTheEnd(address, length) {
                 _ = unsafe system_munlock(address, length)
                 var failure = MmapError(
                     .lock,
@@ -404,6 +404,15 @@ extension Region {
             }
             throw .system(.lock, errno: error, "cannot lock \(length) bytes")
         }
+    }
+
+    /// Whether the last page of `[address, address + length)` is past the end of the file: a
+    /// populate of that one page says `EFAULT`. Pages past the end are always the mapping's last
+    /// ones, so one page answers for the range without reading (or allocating) all of it.
+    private func lastPageIsPastTheEnd(_ address: UnsafeMutableRawPointer, _ length: Int) -> Bool {
+        let page = systemPageSize
+        let last = (length - 1) / page * page
+        return unsafe system_madvise(address + last, length - last, MmapAdvice.populateRead.rawValue) == EFAULT
     }
 
     /// Unlocks the pages of `range` (`munlock(2)`).

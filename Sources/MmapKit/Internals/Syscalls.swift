@@ -27,6 +27,24 @@ internal func system_munmap(_ address: UnsafeMutableRawPointer, _ length: Int) -
 }
 
 @inline(__always)
+internal func system_mmapIntoHole(
+    _ address: UnsafeMutableRawPointer,
+    _ length: Int,
+    _ protection: CInt,
+    _ flags: CInt,
+    _ fd: CInt,
+    _ offset: Int64
+) -> CInt {
+    unsafe CMmapShim_mmapIntoHole(address, length, protection, flags, fd, offset)
+}
+
+/// Counts one mapping fewer (see `CMmapShim_countUnmap`).
+@inline(__always)
+internal func system_countUnmap() {
+    CMmapShim_countUnmap()
+}
+
+@inline(__always)
 internal func system_munmapPart(_ address: UnsafeMutableRawPointer, _ length: Int) -> CInt {
     unsafe CMmapShim_munmapPart(address, length)
 }
