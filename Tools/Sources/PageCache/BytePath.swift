@@ -265,7 +265,8 @@ func errnoText(_ code: CInt) -> String {
         EFAULT: "EFAULT", EBUSY: "EBUSY", ENODEV: "ENODEV", ENOTDIR: "ENOTDIR", EISDIR: "EISDIR",
         EINVAL: "EINVAL", EMFILE: "EMFILE", ENFILE: "ENFILE", EFBIG: "EFBIG", ELOOP: "ELOOP",
         ENAMETOOLONG: "ENAMETOOLONG", ENOSYS: "ENOSYS", EOVERFLOW: "EOVERFLOW", ENXIO: "ENXIO",
-        ETXTBSY: "ETXTBSY", EAGAIN: "EAGAIN", ESTALE: "ESTALE",
+        ETXTBSY: "ETXTBSY", EAGAIN: "EAGAIN", ESTALE: "ESTALE", ENOSPC: "ENOSPC", EEXIST: "EEXIST",
+        EPIPE: "EPIPE", EDQUOT: "EDQUOT", EROFS: "EROFS",
     ]
     let text = String(cString: strerror(code))
     return names[code].map { "\(text) (\($0))" } ?? text

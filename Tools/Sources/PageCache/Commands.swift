@@ -176,12 +176,23 @@ package enum PageCacheCommands {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         signal(SIGPIPE, SIG_IGN)
 
+        // The daemon changes to /: a relative pid file is named from here.
+        let pidPath = pidFile.map { BytePath(argument: $0) }.map { path in
+            guard path.bytes.first != UInt8(ascii: "/") else { return path }
+            var directory = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            guard getcwd(&directory, directory.count) != nil else { return path }
+            return BytePath(
+                Array(UnsafeRawBufferPointer(start: directory, count: strlen(directory))) + [UInt8(ascii: "/")]
+                    + path.bytes
+            )
+        }
         if daemon { try Daemon.detachAfterSetup() }
 
         let held = HeldMappings()
         var budget = MappingBudget()
         let session = Session(kind: .lock, options: options)
         session.action = { session, fd, path, st in
+            stopIfSignalled(held: held)
             let range = session.range.clipped(to: Int(st.st_size))
             // An empty file (or range) is counted, as the other commands count it; nothing to lock.
             guard !range.isEmpty else {
@@ -197,17 +208,26 @@ package enum PageCacheCommands {
             do throws(MmapError) {
                 let map = try Mmap(fileDescriptor: fd, offset: Int64(start), count: range.upperBound - start)
                 shrinkIfTesting(path)
-                do throws(MmapError) {
-                    try map.populate()
-                } catch  where error.errno == EFAULT || error.errno == EIO {
-                    if let message = shrinkMessage(fd: fd, stat: st, while: "locked", then: "it is not locked") {
-                        session.fail(path: path, message: message)
-                        return nil
+                // In chunks, so that SIGINT or SIGTERM stops a big file promptly.
+                var offset = 0
+                while offset < map.count {
+                    stopIfSignalled(held: held)
+                    let end = offset + min(lockChunk, map.count - offset)
+                    do throws(MmapError) {
+                        try map.populate(range: offset..<end)
+                    } catch  where error.errno == EFAULT || error.errno == EIO {
+                        if let message = shrinkMessage(fd: fd, stat: st, while: "locked", then: "it is not locked") {
+                            session.fail(path: path, message: message)
+                            return nil
+                        }
+                        throw error
                     }
-                    throw error
+                    try map.lock(range: offset..<end)
+                    offset = end
                 }
-                try map.lock()
                 held.append(map)
+                signalIfTesting(lockedFiles: held.count)
+                stopIfSignalled(held: held)
             } catch {
                 if error.errno == ENODEV {
                     session.skip(
@@ -232,10 +252,11 @@ package enum PageCacheCommands {
         try session.run()
         // Hold only what was locked, and only with the pid file written (when one is asked for).
         var holding = held.count > 0
-        if holding, let pidFile, let problem = writePidFile(pidFile) {
+        if holding, let pidFile, let problem = writePidFile(pidPath ?? BytePath(argument: pidFile)) {
             session.fail(path: BytePath(argument: pidFile).bytes, message: problem)
             holding = false
         }
+        stopIfSignalled(held: held, pidFile: holding ? pidPath : nil)
         let pid = Int(getpid())
         let lockedLine: String =
             if holding {
@@ -262,26 +283,102 @@ package enum PageCacheCommands {
                 if received == SIGHUP { continue }  // keep holding; the terminal may be gone
                 break
             }
-            if let pidFile { _ = BytePath(argument: pidFile).withCString { unlink($0) } }
+            if let pidPath { removePidFileIfOurs(pidPath) }
         }
         held.unlockAll()
         return status
     }
 
-    /// Writes this process's pid to `pidFile`; returns the problem, or nil. A file left half
-    /// written is removed.
-    static func writePidFile(_ pidFile: String) -> String? {
-        let path = BytePath(argument: pidFile)
+    /// How much of a file `lock` populates and locks between two checks for SIGINT and SIGTERM.
+    static let lockChunk = 64 << 20
+
+    /// SIGINT or SIGTERM while `lock` is still locking (they are blocked, so they wait):
+    /// unlocks and unmaps what is held, removes the pid file if it is still ours, says so on
+    /// stderr, and ends the process by that signal, as vmtouch ends.
+    static func stopIfSignalled(held: HeldMappings, pidFile: BytePath? = nil) {
+        var pending = sigset_t()
+        sigpending(&pending)
+        let signal: CInt =
+            sigismember(&pending, SIGTERM) == 1 ? SIGTERM : sigismember(&pending, SIGINT) == 1 ? SIGINT : 0
+        guard signal != 0 else { return }
+        held.unlockAll()
+        if let pidFile { removePidFileIfOurs(pidFile) }
+        let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
+        warn(
+            "\(name) while locking: stopped after \(held.count) \(held.count == 1 ? "file" : "files"); nothing is held"
+        )
+        Output.stdout.flush()
+        Glibc.signal(signal, SIG_DFL)
+        var only = sigset_t()
+        sigemptyset(&only)
+        sigaddset(&only, signal)
+        pthread_sigmask(SIG_UNBLOCK, &only, nil)
+        exit(128 + signal)  // not reached: the pending signal ends the process on unblocking
+    }
+
+    /// Test hook: MMAPKIT_TEST_SIGNAL_AFTER_FILES=N sends this process SIGTERM once N files are
+    /// locked, to stop the locking phase deterministically.
+    static let signalAfterFilesForTesting: Int? = getenv("MMAPKIT_TEST_SIGNAL_AFTER_FILES").flatMap {
+        Int(String(cString: $0))
+    }
+
+    static func signalIfTesting(lockedFiles: Int) {
+        if let count = signalAfterFilesForTesting, count == lockedFiles { kill(getpid(), SIGTERM) }
+    }
+
+    /// Writes this process's pid to `pidFile`; returns the problem, or nil. The file is created
+    /// if it does not exist (O_EXCL); an existing one is written over. When the write fails,
+    /// only a file this process created is removed, and only if the name still refers to it:
+    /// whatever else is at `pidFile` (another program's file, a device) is left alone.
+    static func writePidFile(_ path: BytePath) -> String? {
         let text = Array("\(getpid())\n".utf8)
-        let fd = path.withCString { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        if fd < 0 { return "cannot write the pid file: \(errnoText(errno))" }
-        let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let code = errno
-        if close(fd) != 0 || written != text.count {
-            _ = path.withCString { unlink($0) }
-            return "cannot write the pid file: \(written < 0 ? errnoText(code) : "short write")"
+        var created = true
+        var fd = path.withCString { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        if fd < 0 && errno == EEXIST {
+            created = false
+            fd = path.withCString { open($0, O_WRONLY | O_TRUNC | O_NONBLOCK | O_CLOEXEC) }
         }
-        return nil
+        if fd < 0 { return "cannot write the pid file: \(errnoText(errno))" }
+        var written = 0
+        var code: CInt = 0
+        while written < text.count {
+            let count = text.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 {
+                code = count < 0 ? errno : ENOSPC
+                break
+            }
+            written += count
+        }
+        if code == 0 && close(fd) != 0 {
+            code = errno
+        } else if code != 0 {
+            if created && isSameRegularFile(fd: fd, path: path) { _ = path.withCString { unlink($0) } }
+            close(fd)
+        }
+        return code == 0 ? nil : "cannot write the pid file: \(errnoText(code))"
+    }
+
+    /// Whether `path` names the regular file open as `fd` (not a symbolic link, not replaced).
+    private static func isSameRegularFile(fd: CInt, path: BytePath) -> Bool {
+        var open = stat()
+        var named = stat()
+        guard fstat(fd, &open) == 0, path.withCString({ lstat($0, &named) }) == 0 else { return false }
+        return named.st_mode & S_IFMT == S_IFREG && named.st_dev == open.st_dev && named.st_ino == open.st_ino
+    }
+
+    /// Removes `pidFile` at exit only if it is a regular file that still holds this process's
+    /// pid: another `lock` may have written its own pid there since.
+    static func removePidFileIfOurs(_ path: BytePath) {
+        let fd = path.withCString { open($0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0, isSameRegularFile(fd: fd, path: path) else { return }
+        let digits = buffer[0..<count].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard Int(String(decoding: digits, as: UTF8.self)) == Int(getpid()) else { return }
+        _ = path.withCString { unlink($0) }
     }
 }
 
@@ -387,7 +484,8 @@ enum Daemon {
             var buffer = [UInt8](repeating: 0, count: 4096)
             var last: UInt8 = 1
             var pending: [UInt8] = []
-            while true {
+            var relayed = true
+            while relayed {
                 let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
                 if count < 0 && errno == EINTR { continue }
                 if count <= 0 { break }
@@ -398,10 +496,17 @@ enum Daemon {
                     pending = Array(pending[..<nul])
                     break
                 }
-                _ = pending.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+                relayed = relay(pending)
                 pending.removeAll()
             }
-            _ = pending.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            if relayed { relayed = relay(pending) }
+            if !relayed {
+                // The report is lost (`lock -d … > /dev/full`): the run failed, so nothing is held.
+                let code = errno
+                kill(child, SIGTERM)
+                Output.stderr.line("mmapkit: cannot write the output: \(errnoText(code)); the daemon was stopped")
+                exit(1)
+            }
             exit(Int32(last))
         }
         close(fds[0])
@@ -410,6 +515,21 @@ enum Daemon {
         dup2(fds[1], STDERR_FILENO)
         close(fds[1])
         Output.stdout.lineBuffered = true
+    }
+
+    /// Writes `bytes` to stdout; false (errno set) if a write failed.
+    private static func relay(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 {
+                if count == 0 { errno = EIO }
+                return false
+            }
+            offset += count
+        }
+        return true
     }
 
     /// The child, once locked: sends the status, then detaches stdio.

@@ -1,0 +1,103 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The defects a third review found in the page-cache commands, one end-to-end test each
+/// (README, "Defects of the third review"). Nothing is timed.
+@Suite(.serialized) struct ThirdReviewTests {
+    /// Waits (a bounded number of times) until process `pid` is gone; true if it is.
+    private func waitGone(_ pid: pid_t) -> Bool {
+        for _ in 0..<1000 {
+            if kill(pid, 0) != 0 && errno == ESRCH { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    private func pid(in path: String) -> pid_t? {
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
+            pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+
+    /// Runs `mmapkit arguments` through sh with stdout redirected to `stdout`.
+    private func mmapkitWithStdout(_ arguments: [String], to stdout: String) throws -> Run {
+        let quoted = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        return try run(
+            ["/bin/sh", "-c", "exec \"$0\" " + quoted.joined(separator: " ") + " >" + stdout, toolURL.path].map {
+                Array($0.utf8)
+            }
+        )
+    }
+
+    // MARK: - 1, 2: the pid file
+
+    /// Defect 1: a pid file that cannot be written is removed only if `lock` created it; here
+    /// the name is a link to /dev/full (and, as root, a character device like it).
+    @Test func aPidFileThatCannotBeWrittenIsNeverRemovedUnlessLockCreatedIt() throws {
+        let scratch = try Scratch()
+        let link = scratch.at("full-link")
+        #expect(symlink("/dev/full", link) == 0)
+        var names = [link]
+        if getuid() == 0 {
+            let device = scratch.at("myfull")
+            #expect(mknod(device, S_IFCHR | 0o666, dev_t((1 << 8) | 7)) == 0)
+            names.append(device)
+        }
+        for name in names {
+            let result = try mmapkit(["lock", "-q", "-P", name, scratch.file.path])
+            #expect(result.status == 1, "\(name)")
+            #expect(
+                result.stderr.contains("cannot write the pid file: No space left on device (ENOSPC)"),
+                "\(result.stderr)"
+            )
+            var st = stat()
+            #expect(lstat(name, &st) == 0, "\(name) is still there")
+        }
+    }
+
+    /// Defect 2: a daemon whose pid file another daemon has since written leaves it at exit.
+    @Test func aDaemonLeavesAPidFileThatNowHoldsAnotherDaemonsPid() throws {
+        let scratch = try Scratch()
+        let pidFile = scratch.at("x.pid")
+        let first = try mmapkit(["lock", "-d", "-q", "-P", pidFile, scratch.file.path])
+        #expect(first.status == 0, "\(first.stderr)")
+        let a = try #require(pid(in: pidFile))
+        let second = try mmapkit(["lock", "-d", "-q", "-P", pidFile, scratch.file.path])
+        #expect(second.status == 0, "\(second.stderr)")
+        let b = try #require(pid(in: pidFile))
+        defer {
+            kill(a, SIGTERM)
+            kill(b, SIGTERM)
+        }
+        #expect(a != b)
+        kill(a, SIGTERM)
+        #expect(waitGone(a))
+        #expect(pid(in: pidFile) == b, "B's pid file is left alone")
+        kill(b, SIGTERM)
+        #expect(waitGone(b))
+        #expect(!FileManager.default.fileExists(atPath: pidFile), "B removes its own pid file")
+    }
+
+    // MARK: - 5: signals while locking
+
+    /// Defect 5: SIGTERM during the locking phase (the test hook sends it once the first of
+    /// three files is locked) stops at once: nothing more is locked, no pid file, killed by it.
+    @Test func sigtermWhileLockingStopsBeforeTheNextFile() throws {
+        let scratch = try Scratch()
+        try scratch.write("b", pages: 2)
+        try scratch.write("c", pages: 2)
+        let pidFile = scratch.at("pid")
+        for daemon in [[String](), ["-d"]] {
+            let result = try mmapkit(
+                ["lock"] + daemon + ["-P", pidFile, scratch.file.path, scratch.at("b"), scratch.at("c")],
+                environment: ["MMAPKIT_TEST_SIGNAL_AFTER_FILES": "1"]
+            )
+            let output = result.stdout + result.stderr
+            #expect(result.status == (daemon.isEmpty ? 128 + SIGTERM : 1), "\(daemon): \(output)")
+            #expect(output.contains("SIGTERM while locking: stopped after 1 file; nothing is held"), "\(output)")
+            #expect(!output.contains("Locked:"), "\(output)")
+            #expect(!FileManager.default.fileExists(atPath: pidFile))
+        }
+    }
+}
