@@ -29,6 +29,8 @@ final class Meter {
     private(set) var cachestatAvailable: Bool
     private var vector: [UInt8] = []
     static let window = 1 << 30
+    /// The largest range measured with mincore: the x86_64 user address space.
+    static let mincoreLimit = 1 << 47
     private let euid = geteuid()
 
     init(forceMincore: Bool) {
@@ -48,7 +50,8 @@ final class Meter {
         var counts = PageCounts()
         guard !range.isEmpty else { return .measured(counts) }
         let first = range.lowerBound / pageSize
-        let end = (range.upperBound + pageSize - 1) / pageSize
+        // Rounded up without overflow: a sparse file may be nearly Int.max bytes long.
+        let end = range.upperBound / pageSize + (range.upperBound % pageSize == 0 ? 0 : 1)
         counts.pages = max(0, end - first)
         guard counts.pages > 0 else { return .measured(counts) }
         let offset = first * pageSize
@@ -72,6 +75,12 @@ final class Meter {
             default:
                 break  // fall back to mincore for this file
             }
+        }
+        if length > Self.mincoreLimit {
+            // A 1 GiB window at a time, this would take hours (vmtouch skips such files too).
+            return .failed(
+                "cannot be measured with mincore: the range is \(length) bytes, more than \(Self.mincoreLimit) (128 TiB)"
+            )
         }
         if !mincoreIsTruthful(st) {
             counts.hidden = true

@@ -56,6 +56,20 @@ func warn(_ text: String) {
 
 // MARK: - Numbers
 
+extension Int {
+    /// `self + other`, or Int.max (Int.min) instead of overflowing: totals of huge sparse files.
+    func saturatingAdd(_ other: Int) -> Int {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? Int.max : Int.min) : sum
+    }
+
+    /// `self * other` for non-negative values, or Int.max instead of overflowing.
+    func saturatingMultiply(_ other: Int) -> Int {
+        let (product, overflow) = multipliedReportingOverflow(by: other)
+        return overflow ? Int.max : product
+    }
+}
+
 /// "1.5 GiB", "12.0 KiB", "512 B".
 func humanBytes(_ bytes: Int) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
@@ -74,7 +88,10 @@ func humanBytes(_ bytes: Int) -> String {
 /// `part` of `whole` as a percentage with two decimals ("37.50%"); 100% for an empty whole.
 func percentText(_ part: Int, of whole: Int) -> String {
     guard whole > 0 else { return "100.00%" }
-    let hundredths = (part * 10000 + whole / 2) / whole
+    let (scaled, overflow) = part.multipliedReportingOverflow(by: 10000)
+    let hundredths =
+        overflow || scaled > Int.max - whole / 2
+        ? Int((Double(part) * 10000 / Double(whole)).rounded()) : (scaled + whole / 2) / whole
     let fraction = hundredths % 100
     return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)%"
 }

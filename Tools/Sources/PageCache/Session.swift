@@ -175,12 +175,12 @@ final class Session: WalkVisitor {
         if counts.hidden {
             // Neither numerator nor denominator: nothing is known about these pages.
             hiddenFiles += 1
-            hiddenPages += counts.pages
+            hiddenPages = hiddenPages.saturatingAdd(counts.pages)
         } else {
-            bytes += clipped.count
-            pages += counts.pages
-            resident += counts.resident
-            residentBytes += recordResidentBytes
+            bytes = bytes.saturatingAdd(clipped.count)
+            pages = pages.saturatingAdd(counts.pages)
+            resident = resident.saturatingAdd(counts.resident)
+            residentBytes = residentBytes.saturatingAdd(recordResidentBytes)
             if let before = record.before {
                 if before.hidden {
                     hiddenBefore += 1
@@ -284,7 +284,7 @@ final class Session: WalkVisitor {
                     + (folded > 0 ? "  (\(folded) more \(folded == 1 ? "name" : "names") folded: \(foldNote))" : ""),
                 "     Directories: \(walker?.directories ?? 0)",
                 "  Resident Pages: \(resident)/\(pages)  \(humanBytes(residentBytes))/"
-                    + "\(humanBytes(pages * meter.pageSize))  " + percentText(resident, of: pages),
+                    + "\(humanBytes(pages.saturatingMultiply(meter.pageSize)))  " + percentText(resident, of: pages),
             ]
             if hiddenFiles > 0 {
                 lines.append(

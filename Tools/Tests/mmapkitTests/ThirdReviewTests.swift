@@ -100,4 +100,49 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: pidFile))
         }
     }
+
+    // MARK: - 3: huge sparse files
+
+    /// Defect 3: sparse files of nearly 2^63 bytes (on tmpfs, which allows them) and totals
+    /// past Int.max never trap: measured, or one clear failure per file.
+    @Test func hugeSparseFilesAreMeasuredOrFailedNeverATrap() throws {
+        let directory = "/dev/shm/mmapkit-huge-\(getpid())"
+        guard mkdir(directory, 0o755) == 0 else {
+            print("skipped: no /dev/shm here")
+            return
+        }
+        defer { _ = try? FileManager.default.removeItem(atPath: directory) }
+        let huge = directory + "/huge"
+        let halves = [directory + "/h1", directory + "/h2"]
+        for (path, size) in [(huge, Int.max), (halves[0], 1 << 62), (halves[1], 1 << 62)] {
+            let fd = open(path, O_WRONLY | O_CREAT, 0o644)
+            defer { close(fd) }
+            guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else {
+                print("skipped: /dev/shm does not take a file of \(size) bytes")
+                return
+            }
+        }
+        let pages = (Int.max / 4096) + 1
+        for command in ["residency", "evict"] {
+            let result = try mmapkit([command, "--json", huge])
+            #expect(result.status == 0, "\(command): \(result.stderr)")
+            #expect(try result.total()["pages"] == Double(pages), "\(command)")
+        }
+        let near = try mmapkit(["residency", "--json", "-p", "\(Int.max - 4095)-", huge])
+        #expect(near.status == 0, "\(near.stderr)")
+        #expect(try near.total()["pages"] == 1)
+        let both = try mmapkit(["residency", "--json", halves[0], halves[1]])
+        #expect(both.status == 0, "\(both.stderr)")
+        #expect(try both.total()["pages"] == Double(1 << 51))
+        #expect(try both.total()["bytes"] == Double(Int.max), "the byte total saturates")
+        #expect(try mmapkit(["residency", halves[0], halves[1]]).stdout.contains("8192.0 PiB"))
+        for arguments in [
+            ["residency", "--mincore", huge], ["residency", "-v", huge], ["touch", huge], ["lock", huge],
+            ["touch", "-p", "\(Int.max - 4095)-", huge], ["lock", "-p", "\(Int.max - 4095)-", huge],
+        ] {
+            let result = try mmapkit(arguments)
+            #expect(result.status == 1, "\(arguments): \(result.status) \(result.stderr)")
+            #expect(result.stderr.hasPrefix("mmapkit: " + huge + ": "), "\(arguments): \(result.stderr)")
+        }
+    }
 }
