@@ -259,7 +259,7 @@ struct PageCacheError: Error, CustomStringConvertible {
 }
 
 /// `"Permission denied (EACCES)"`.
-func errnoText(_ code: CInt) -> String {
+package func errnoText(_ code: CInt) -> String {
     let names: [CInt: String] = [
         EPERM: "EPERM", ENOENT: "ENOENT", EIO: "EIO", EBADF: "EBADF", ENOMEM: "ENOMEM", EACCES: "EACCES",
         EFAULT: "EFAULT", EBUSY: "EBUSY", ENODEV: "ENODEV", ENOTDIR: "ENOTDIR", EISDIR: "EISDIR",

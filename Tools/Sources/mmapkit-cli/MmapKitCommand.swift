@@ -26,15 +26,43 @@ struct MmapKitCommand: ParsableCommand {
         if CommandLine.argc > 1, let first = CommandLine.unsafeArgv[1], strcmp(first, "bench") == 0 {
             BenchLauncher.execBench()
         }
+        let arguments = RawArguments.forParsing()
+        // No command, or help for a command that does not exist: usage errors (status 2).
+        if arguments.isEmpty {
+            Output.stderr.line(helpMessage())
+            Glibc.exit(2)
+        }
+        if arguments.count >= 2 && arguments[0] == "help" {
+            switch arguments[1] {
+            case "bench", "residency", "touch", "evict", "lock", "help": break
+            default:
+                Output.stderr.line(
+                    "Error: unknown command '\(arguments[1])'\nUsage: \(usageString())\n"
+                        + "  See 'mmapkit --help' for more information."
+                )
+                Glibc.exit(2)
+            }
+        }
         do {
             // Paths that are not UTF-8 pass through ArgumentParser as placeholders (BytePath.swift).
-            var command = try parseAsRoot(RawArguments.forParsing())
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
                 Output.stderr.line(fullMessage(for: error))
                 Glibc.exit(2)
+            }
+            if code == .success {
+                // Help and version: a report that cannot be written is a failure.
+                let message = fullMessage(for: error)
+                if !message.isEmpty { Output.stdout.line(message) }
+                Output.stdout.flush()
+                if Output.stdout.writeError != 0 {
+                    Output.stderr.line("mmapkit: cannot write the output: \(errnoText(Output.stdout.writeError))")
+                    Glibc.exit(1)
+                }
+                Glibc.exit(0)
             }
             exit(withError: error)
         }

@@ -145,4 +145,34 @@ import Testing
             #expect(result.stderr.hasPrefix("mmapkit: " + huge + ": "), "\(arguments): \(result.stderr)")
         }
     }
+
+    // MARK: - 4: exit statuses
+
+    /// Defect 4: help, version and a daemon's report that cannot be written exit 1; no command,
+    /// or help for a command that does not exist, are usage errors (2).
+    @Test func unwritableHelpVersionAndDaemonReportsFailAndMissingCommandsAreUsageErrors() throws {
+        let scratch = try Scratch()
+        for arguments in [["--help"], ["--version"], ["residency", "--help"], ["help", "lock"]] {
+            let result = try mmapkitWithStdout(arguments, to: "/dev/full")
+            #expect(result.status == 1, "\(arguments)")
+            #expect(result.stderr.contains("cannot write the output: No space left on device (ENOSPC)"), "\(arguments)")
+            let written = try mmapkit(arguments)
+            #expect(written.status == 0 && !written.stdout.isEmpty && written.stderr.isEmpty, "\(arguments)")
+        }
+        let pidFile = scratch.at("pid")
+        let daemon = try mmapkitWithStdout(["lock", "-d", "-P", pidFile, scratch.file.path], to: "/dev/full")
+        #expect(daemon.status == 1)
+        #expect(
+            daemon.stderr.contains("cannot write the output: No space left on device (ENOSPC); the daemon was stopped")
+        )
+        if let pid = pid(in: pidFile) {
+            #expect(waitGone(pid), "the daemon stops")
+            kill(pid, SIGTERM)
+        }
+        let none = try mmapkit([])
+        #expect(none.status == 2 && none.stdout.isEmpty && none.stderr.contains("USAGE:"), "\(none.stderr)")
+        let unknown = try mmapkit(["help", "nope"])
+        #expect(unknown.status == 2 && unknown.stdout.isEmpty, "\(unknown.stdout)")
+        #expect(unknown.stderr.hasPrefix("Error: unknown command 'nope'\n"), "\(unknown.stderr)")
+    }
 }
