@@ -129,7 +129,15 @@ package enum PageCacheCommands {
                     session.fail(path: path, message: "fdatasync: \(errnoText(errno))")
                 }
             }
-            let advised = posix_fadvise(fd, off_t(range.lowerBound), off_t(range.count), POSIX_FADV_DONTNEED)
+            // The kernel drops only whole pages inside the range it is given: round outward, as
+            // residency and touch count pages (and vmtouch evicts). Length 0 is to the end.
+            let page = session.meter.pageSize
+            let start = range.lowerBound / page * page
+            let endPage = range.upperBound / page + (range.upperBound % page == 0 ? 0 : 1)
+            let (end, overflow) = endPage.multipliedReportingOverflow(by: page)
+            let length = overflow || range.upperBound >= Int(st.st_size) ? 0 : end - start
+            let advised =
+                range.isEmpty ? 0 : posix_fadvise(fd, off_t(start), off_t(length), POSIX_FADV_DONTNEED)
             if advised != 0 {
                 session.fail(path: path, message: "posix_fadvise: \(errnoText(advised))")
                 return nil

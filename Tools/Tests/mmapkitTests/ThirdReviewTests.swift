@@ -175,4 +175,40 @@ import Testing
         #expect(unknown.status == 2 && unknown.stdout.isEmpty, "\(unknown.stdout)")
         #expect(unknown.stderr.hasPrefix("Error: unknown command 'nope'\n"), "\(unknown.stderr)")
     }
+
+    // MARK: - 6: evict -p
+
+    /// Drops `path` from the page cache and reads it back a page at a time without readahead,
+    /// so that every page is its own folio: the kernel does not drop a large folio that only
+    /// partly lies in the range, which would make the counts depend on readahead.
+    private func cachePageByPage(_ path: String, pages: Int) throws {
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        for page in 0..<pages { _ = pread(fd, &buffer, 4096, off_t(page * 4096)) }
+    }
+
+    /// Defect 6: `evict -p` rounds the range outward to whole pages, as residency and touch
+    /// count it (a 1,000,000-byte file has 245 pages). vmtouch is no oracle here: it passes the
+    /// range as given, and the kernel drops only the whole pages inside it (`-p 0-1`: none).
+    @Test func evictOfARangeEvictsEveryPageTheRangeTouches() throws {
+        let scratch = try Scratch()
+        try scratch.write("m", pages: 245, lastPageBytes: 1_000_000 - 244 * 4096)
+        for (range, left) in [("999999-1000000", 244), ("998000-", 243), ("4095-8193", 242), ("0-1", 244)] {
+            try cachePageByPage(scratch.at("m"), pages: 245)
+            let evicted = try mmapkit(["evict", "--json", "-p", range, scratch.at("m")])
+            #expect(evicted.status == 0, "\(evicted.stderr)")
+            #expect(
+                try evicted.total()["pages"]
+                    == Double(
+                        try mmapkit(["residency", "--json", "-p", range, scratch.at("m")]).total()["pages"] ?? -1
+                    )
+            )
+            let after = try mmapkit(["residency", "--json", scratch.at("m")]).total()
+            #expect(after["residentPages"] == Double(left), "\(range)")
+        }
+    }
 }
