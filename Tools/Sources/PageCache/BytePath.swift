@@ -107,8 +107,12 @@ package enum RawArguments {
     /// - an attached value of a single-letter option, alone or after flags: `-p4M`, `-m1.5M`,
     ///   `-i*.log`, `-sp-4M` become `--range=4M`, `--max-file-size=1.5M`, `--exclude=*.log`,
     ///   `-s --range=-4M` (as getopt reads them, `-bs` is the batch file `s`);
-    /// - `-p -END` and `--range -END` (a range from the start, which ArgumentParser would take
-    ///   for an option): `-p -4M` becomes `--range=-4M`.
+    /// - the value of an option given as the next argument is that argument even if it starts
+    ///   with `-`, as getopt reads it: `-p -4M`, `-i '-*'`, `--exclude -x` become `--range=-4M`,
+    ///   `--exclude=-*`, `--exclude=-x` (`-P` and `--pid-file` only for `lock`);
+    /// - an empty value (`--range=`, `-i ''`) becomes `--range` and an empty argument, which both
+    ///   parsers read as an empty value (ArgumentParser reads `--range=` as `--range` followed by
+    ///   the next argument).
     package static func normalized(_ arguments: [String]) -> [String] {
         guard let first = arguments.first else { return arguments }
         switch first {
@@ -125,12 +129,24 @@ package enum RawArguments {
                 break
             }
             let next = index < arguments.count ? arguments[index] : nil
-            if argument == "--range", let next, isRangeFromStart(next) {
-                result.append("--range=" + next)
-                index += 1
+            let bytes = Array(argument.utf8)
+            if bytes.count > 2 && bytes[0] == UInt8(ascii: "-") && bytes[1] == UInt8(ascii: "-") {
+                // --name value and --name=: the value as getopt reads it, even if it starts with '-'.
+                let body = bytes[2...]
+                if let equals = body.firstIndex(of: UInt8(ascii: "=")) {
+                    let name = String(decoding: body[..<equals], as: UTF8.self)
+                    if equals == body.endIndex - 1, isValueOption(long: name, command: first) {
+                        result += ["--" + name, ""]
+                        continue
+                    }
+                } else if let next, isValueOption(long: String(decoding: body, as: UTF8.self), command: first) {
+                    result += valueForm(argument, next)
+                    index += 1
+                    continue
+                }
+                result.append(argument)
                 continue
             }
-            let bytes = Array(argument.utf8)
             guard bytes.count >= 2, bytes[0] == UInt8(ascii: "-"), bytes[1] != UInt8(ascii: "-") else {
                 result.append(argument)
                 continue
@@ -143,8 +159,9 @@ package enum RawArguments {
                 if let long = longNameOfValueOption(letter) {
                     if position + 1 < bytes.count {
                         rewritten = flags + ["--\(long)=" + String(decoding: bytes[(position + 1)...], as: UTF8.self)]
-                    } else if letter == UInt8(ascii: "p"), let next, isRangeFromStart(next) {
-                        rewritten = flags + ["--range=" + next]
+                    } else if let next, isValueOption(long: long, command: first) {
+                        // The next argument is the value, even if it starts with '-' (as in getopt).
+                        rewritten = flags + valueForm("--" + long, next)
                         index += 1
                     }
                     break
@@ -156,13 +173,19 @@ package enum RawArguments {
         return result
     }
 
-    /// `-4M`, `-100`, `-1.5K`: the end of a range that starts at 0.
-    private static func isRangeFromStart(_ text: String) -> Bool {
-        let bytes = Array(text.utf8)
-        guard bytes.count >= 2, bytes[0] == UInt8(ascii: "-"), bytes[1] >= UInt8(ascii: "0"),
-            bytes[1] <= UInt8(ascii: "9")
-        else { return false }
-        return ByteRange(text) != nil
+    /// `--name=value`, or `--name` and an empty argument for an empty value: ArgumentParser
+    /// would read `--name=` as `--name` followed by the next argument.
+    private static func valueForm(_ option: String, _ value: String) -> [String] {
+        value.isEmpty ? [option, ""] : [option + "=" + value]
+    }
+
+    /// Whether `--long` takes a value in `command` (`--pid-file` only in `lock`).
+    private static func isValueOption(long: String, command: String) -> Bool {
+        switch long {
+        case "range", "max-file-size", "exclude", "include", "batch": true
+        case "pid-file": command == "lock"
+        default: false
+        }
     }
 
     /// The long name of a single-letter option that takes a value.

@@ -6,11 +6,12 @@ import Glibc
 /// costs more than `evict` of a 1 GiB file itself (about 1 ms and 3.5 MiB of resident memory in
 /// the statically linked tool). This parser accepts only lines that are plainly valid: a
 /// page-cache subcommand, then paths and known options in ArgumentParser's spellings
-/// (`--name`, `--name value`, `--name=value` (not empty), `-x value`, grouped short flags such as `-sq` or
+/// (`--name`, `--name value`, `--name=value`, `-x value`, grouped short flags such as `-sq` or
 /// `-0b -` whose last letter may take the next argument, `--` before paths that start with `-`)
 /// and produces exactly the values ArgumentParser would. Both parsers read the arguments
-/// after ``RawArguments/normalized(_:)``, which rewrites getopt's attached values (`-p4M`) and
-/// `-p -4M` to `--range=…`, so those spellings are accepted alike. Anything else returns nil, and
+/// after ``RawArguments/normalized(_:)``, which rewrites getopt's attached values (`-p4M`), values
+/// that start with `-` (`-p -4M`, `-i '-*'`) to `--name=…` and empty values (`--range=`) to
+/// `--range ''`, so those spellings are read alike. Anything else returns nil, and
 /// `mmapkit` runs `mmapkit-cli`, where ArgumentParser parses it and prints the help, the
 /// version or the usage error, or runs the command:
 /// help and version requests, unknown or misspelled options, a single-value option given twice,
@@ -53,8 +54,7 @@ package struct FastCommandLine {
             } else if argument.hasPrefix("--") {
                 let body = argument.utf8.dropFirst(2)
                 if let equals = body.firstIndex(of: UInt8(ascii: "=")) {
-                    // --name=value: only options take a value. ArgumentParser reads `--name=` as
-                    // `--name` followed by its value, so an empty value is left to it.
+                    // --name=value: only options take a value. (`--name=` was made `--name ''`.)
                     let value = body[body.index(after: equals)...]
                     guard let option = name(long: String(Substring(body[..<equals]))), option.takesValue,
                         !value.isEmpty, set(option, to: String(Substring(value)))
@@ -187,7 +187,7 @@ package struct FastCommandLine {
             guard settings.batch == nil else { return false }
             settings.batch = value
         case .pidFile:
-            guard case .lock(let daemon, nil) = command else { return false }
+            guard case .lock(let daemon, nil) = command, !value.isEmpty else { return false }
             command = .lock(daemon: daemon, pidFile: value)
         default: return false
         }

@@ -29,6 +29,10 @@ package struct PageCacheSettings {
         if let maxFileSize, parseByteCount(maxFileSize) == nil {
             return "--max-file-size '\(maxFileSize)' is not a size like 500M"
         }
+        if exclude.contains("") || include.contains("") {
+            return "an empty --exclude or --include pattern matches nothing; give a pattern"
+        }
+        if batch == "" { return "--batch needs a file name ('-' for standard input)" }
         if let range, ByteRange(range) == nil {
             return "--range '\(range)' is not a range like 0-64M, 1G- or -4K"
         }

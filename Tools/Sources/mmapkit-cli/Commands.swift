@@ -77,6 +77,10 @@ struct Lock: ParsableCommand {
     @Option(name: [.customShort("P"), .customLong("pid-file")], help: "Write the holding process's pid here.")
     var pidFile: String?
 
+    func validate() throws {
+        if pidFile == "" { throw ValidationError("--pid-file needs a file name") }
+    }
+
     func run() throws { try exitStatus(PageCacheCommands.lock(options.settings, daemon: daemon, pidFile: pidFile)) }
 }
 

@@ -58,6 +58,10 @@ import Testing
             ["residency", "-m1.5M", dir], ["residency", "-m", "1.5M", dir], ["residency", "-p", "1.5K-", file],
             ["residency", "-i*.log", dir], ["residency", "-I*.dat", "-b", list], ["residency", "-b\(list)"],
             ["residency", "-bs", list], ["evict", "-sp4K", a], ["residency", "-i", "*.log", scratch.at("b.log"), a],
+            // A value that starts with '-' is the value (getopt), after any option taking one.
+            ["residency", "-s", "-i", "-*", dir], ["residency", "--exclude", "-dash", dir],
+            ["residency", "-I", "-*", dir],
+            ["residency", "-si", "-d*", dir],
         ]
     }
 
@@ -77,6 +81,11 @@ import Testing
             ["residency", "-d", file], ["residency", "--daemon", file], ["residency", "--verbose", file],
             ["evict", "-v", file], ["touch", "--pid-file", "/tmp/x", file], ["lock"], ["lock", "-P"],
             ["lock", "-v", file], ["lock", "-dP"], ["residency", "-s", "-5", file], ["residency", "---", file],
+            // An empty value is empty, not the next argument.
+            ["residency", "--range=", "4K", file], ["residency", "--exclude=", file, file],
+            ["residency", "-i", "", file],
+            ["residency", "--include=", file], ["residency", "-b", ""], ["residency", "--batch=", file],
+            ["lock", "-P", "", file], ["lock", "--pid-file=", file], ["residency", "-P", "-x", file],
         ]
     }
 

@@ -211,4 +211,63 @@ import Testing
             #expect(after["residentPages"] == Double(left), "\(range)")
         }
     }
+
+    // MARK: - 7, 8: option values
+
+    /// Defect 7: `--name=` is an empty value (a usage error where empty is invalid), never the
+    /// next argument; both parsers.
+    @Test func anEmptyEqualsValueIsEmptyNotTheNextArgument() throws {
+        let scratch = try Scratch()
+        for parser in ["fast", "argument-parser"] {
+            let environment = parser == "fast" ? [:] : ["MMAPKIT_TEST_PARSER": parser]
+            let range = try mmapkit(["residency", "--range=", "4K", scratch.file.path], environment: environment)
+            #expect(range.status == 2 && range.stderr.hasPrefix("Error: --range '' is not a range"), "\(range.stderr)")
+            let exclude = try mmapkit(
+                ["residency", "--exclude=", scratch.file.path, scratch.path],
+                environment: environment
+            )
+            #expect(
+                exclude.status == 2 && exclude.stderr.contains("empty --exclude or --include pattern"),
+                "\(exclude.stderr)"
+            )
+            let pidFile = try mmapkit(["lock", "--pid-file=", scratch.file.path], environment: environment)
+            #expect(pidFile.status == 2 && pidFile.stderr.contains("--pid-file needs a file name"), "\(pidFile.stderr)")
+            let batch = try mmapkit(["residency", "--batch=", scratch.file.path], environment: environment)
+            #expect(batch.status == 2 && batch.stderr.contains("--batch needs a file name"), "\(batch.stderr)")
+        }
+    }
+
+    /// Defect 8: the argument after an option that takes a value is the value even if it starts
+    /// with '-', as getopt (and vmtouch) read it: -i, -I, --exclude, -b, -P.
+    @Test func aValueThatStartsWithADashIsTheOptionsValue() throws {
+        let scratch = try Scratch()
+        try scratch.write("-dash", pages: 2)
+        try scratch.write("-list", pages: 0)
+        try Data((scratch.file.path + "\n").utf8).write(to: URL(fileURLWithPath: scratch.at("-list")))
+        // data, -dash, -list.
+        for (arguments, expected) in [
+            (["-i", "-*"], 1.0), (["--exclude", "-dash"], 2), (["-I", "-*"], 2), (["--include", "-d*"], 1),
+        ] {
+            let result = try mmapkit(["residency", "--json"] + arguments + [scratch.path])
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            #expect(try result.total()["files"] == expected, "\(arguments): \(result.stdout)")
+        }
+        // Relative names that start with '-', from the scratch directory.
+        let batch = try run(
+            ["/bin/sh", "-c", "cd \"$1\" && exec \"$0\" residency --json -b -list", toolURL.path, scratch.path].map {
+                Array($0.utf8)
+            }
+        )
+        #expect(batch.status == 0, "\(batch.stderr)")
+        #expect(try batch.total()["pages"] == 4096)
+        let locked = try run(
+            ["/bin/sh", "-c", "cd \"$1\" && exec \"$0\" lock -d -q -P -pid data", toolURL.path, scratch.path].map {
+                Array($0.utf8)
+            }
+        )
+        #expect(locked.status == 0, "\(locked.stderr)")
+        let daemon = try #require(pid(in: scratch.at("-pid")), "the pid file is -pid")
+        kill(daemon, SIGTERM)
+        #expect(waitGone(daemon))
+    }
 }
