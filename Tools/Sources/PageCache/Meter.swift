@@ -86,8 +86,10 @@ final class Meter {
             counts.hidden = true
             return .measured(counts)
         }
-        var cells = barWidth.map { [Int](repeating: 0, count: $0) }
-        var cellPages = barWidth.map { [Int](repeating: 0, count: $0) }
+        // One cell per page when there are fewer pages than cells, as vmtouch draws small files.
+        let cellCount = barWidth.map { min($0, counts.pages) }
+        var cells = cellCount.map { [Int](repeating: 0, count: $0) }
+        var cellPages = cellCount.map { [Int](repeating: 0, count: $0) }
         var start = offset
         while start < range.upperBound {
             let count = min(Self.window, range.upperBound - start)
@@ -106,7 +108,7 @@ final class Meter {
                 var resident = 0
                 for index in 0..<windowPages { resident &+= Int(buffer[index] & 1) }
                 counts.resident += resident
-                if let width = barWidth {
+                if let width = cellCount {
                     let firstPage = (start - offset) / pageSize
                     for index in 0..<windowPages {
                         let cell = min(width - 1, (firstPage + index) * width / counts.pages)

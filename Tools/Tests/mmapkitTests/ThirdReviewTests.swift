@@ -270,4 +270,36 @@ import Testing
         kill(daemon, SIGTERM)
         #expect(waitGone(daemon))
     }
+
+    // MARK: - 9: the -v bar
+
+    /// Defect 9: a file of fewer than 60 pages gets one bar cell per page (no blank cells), in
+    /// text and JSON; a larger one keeps 60 cells.
+    @Test func theBarHasOneCellPerPageForSmallFiles() throws {
+        let scratch = try Scratch()
+        try scratch.write("one", pages: 1)
+        try scratch.write("five", pages: 5)
+        try scratch.cache("one", pages: 1)
+        try scratch.cachePageByPageForBar("five", pages: [0, 2])
+        let text = try mmapkit(["residency", "-v", scratch.at("one"), scratch.at("five")])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("\n  [#]\n"), "\(text.stdout)")
+        #expect(text.stdout.contains("\n  [#.#..]\n"), "\(text.stdout)")
+        let json = try mmapkit(["residency", "-v", "--json", scratch.at("five"), scratch.file.path]).json()
+        let bars = try #require(json["files"] as? [[String: Any]]).compactMap { $0["bar"] as? String }
+        #expect(bars.first == "#.#.." && bars.last?.count == 60, "\(bars)")
+    }
+}
+
+extension Scratch {
+    /// Drops `name` from the page cache, then reads exactly these pages (no readahead).
+    func cachePageByPageForBar(_ name: String, pages: [Int]) throws {
+        let fd = open(at(name), O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        for page in pages { _ = pread(fd, &buffer, 4096, off_t(page * 4096)) }
+    }
 }
