@@ -222,7 +222,9 @@ extension Region {
     /// Whether the kernel accepts `advice`, asked on scratch anonymous memory (private, or
     /// shared when `shared`): the 2 MiB-aligned window inside a 4 MiB no-reserve mapping, with
     /// one byte touched, because MADV_COLLAPSE refuses anything but populated, aligned
-    /// huge-page ranges. Costs one mmap, one page fault, one madvise and one munmap.
+    /// huge-page ranges. The scratch mapping is unlocked first: `mlockall(MCL_FUTURE)` would lock it,
+    /// and locked pages refuse some advice. Costs one mmap, one munlock, one page fault, one
+    /// madvise and one munmap.
     internal static func probe(_ advice: CInt, shared: Bool) -> Bool {
         let window = 2 << 20
         guard

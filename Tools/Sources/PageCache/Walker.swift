@@ -145,16 +145,7 @@ final class Walker {
                 visitor.fail(path: path, message: "cannot open the directory: \(errnoText(-fd))")
                 return
             }
-            if let kind = pseudoFileSystem(fd: fd, device: UInt64(st.st_dev)) {
-                close(fd)
-                visitor.skip(
-                    path: path,
-                    reason: .noPageCache,
-                    detail: "is on \(kind), which has no page cache",
-                    operand: true
-                )
-                return
-            }
+            if skipsOperandWithoutPageCache(fd: fd, device: UInt64(st.st_dev)) { return }
             directories += 1
             ancestors.append(FileID(st))
             walkDirectory(fd)
@@ -167,16 +158,7 @@ final class Walker {
                 visitor.fail(path: path, message: errnoText(-fd))
                 return
             }
-            if let kind = pseudoFileSystem(fd: fd, device: UInt64(st.st_dev)) {
-                close(fd)
-                visitor.skip(
-                    path: path,
-                    reason: .noPageCache,
-                    detail: "is on \(kind), which has no page cache",
-                    operand: true
-                )
-                return
-            }
+            if skipsOperandWithoutPageCache(fd: fd, device: UInt64(st.st_dev)) { return }
             file(fd: fd, viaLink: false, operand: true)
         default:
             visitor.fail(path: path, message: nonRegularDescription(st.st_mode))
@@ -419,6 +401,15 @@ final class Walker {
         default:
             visitor.skip(path: path, reason: .notRegular, detail: "not a regular file", operand: false)
         }
+    }
+
+    /// Closes `fd` and skips the operand (with one line) when it is on a filesystem without page
+    /// cache; otherwise returns false.
+    private func skipsOperandWithoutPageCache(fd: CInt, device: UInt64) -> Bool {
+        guard let kind = pseudoFileSystem(fd: fd, device: device) else { return false }
+        close(fd)
+        visitor.skip(path: path, reason: .noPageCache, detail: "is on \(kind), which has no page cache", operand: true)
+        return true
     }
 
     /// An entry that readdir listed but that is gone now (a log rotated meanwhile) is a skip,
