@@ -30,7 +30,8 @@ swift_flags=(
     -enable-experimental-feature Lifetimes -strict-memory-safety
     -I "$build/shim" -Xcc -D_GNU_SOURCE
 )
-sources=("$root"/Sources/MmapKit/*.swift "$root"/Sources/MmapKit/Internals/*.swift)
+# Every Swift file of the target, whatever folder it lives in (sorted: the build is reproducible).
+mapfile -t sources < <(find "$root/Sources/MmapKit" -name '*.swift' -not -path '*.docc/*' | LC_ALL=C sort)
 "$swiftc" "${swift_flags[@]}" -emit-module -emit-module-path "$build/module/MmapKit.swiftmodule" \
     -emit-library -o "$build/libMmapKit.so" -Xlinker -soname=libMmapKit.so "${sources[@]}" "$build"/obj/*.o
 "$swiftc" "${swift_flags[@]}" -static -emit-library -o "$build/libMmapKit.a" "${sources[@]}"

@@ -9,8 +9,8 @@ internal import Glibc
 /// ``unmap()`` once.
 ///
 /// Invariant: when `base` is non-nil, `[base, base + mappedLength)` is a live mapping made by
-/// MmapKit, `mappedLength` is a positive multiple of `alignment`, and `slack + count <=
-/// mappedLength`. When `base` is nil, `count`, `slack` and `mappedLength` are 0 and nothing is
+/// MmapKit, `mappedLength` is a positive multiple of `alignment`, and `offsetInPage + count <=
+/// mappedLength`. When `base` is nil, `count`, `offsetInPage` and `mappedLength` are 0 and nothing is
 /// mapped (an empty mapping makes no system call).
 @safe
 @usableFromInline
@@ -21,7 +21,7 @@ internal struct Region: @unchecked Sendable {
     /// The length passed to `mmap(2)` and to `munmap(2)`.
     @usableFromInline internal var mappedLength: Int
     /// Bytes between `base` and the first byte the user asked for (the offset's misalignment).
-    @usableFromInline internal var slack: Int
+    @usableFromInline internal var offsetInPage: Int
     /// The number of bytes the user asked for.
     @usableFromInline internal var count: Int
     /// The page size of the mapping: the system page, or the explicit huge page.
@@ -36,7 +36,7 @@ internal struct Region: @unchecked Sendable {
     internal init(
         base: UnsafeMutableRawPointer?,
         mappedLength: Int,
-        slack: Int,
+        offsetInPage: Int,
         count: Int,
         alignment: Int,
         fileOffset: Int64,
@@ -45,7 +45,7 @@ internal struct Region: @unchecked Sendable {
     ) {
         unsafe self.base = base
         self.mappedLength = mappedLength
-        self.slack = slack
+        self.offsetInPage = offsetInPage
         self.count = count
         self.alignment = alignment
         self.fileOffset = fileOffset
@@ -63,7 +63,7 @@ internal struct Region: @unchecked Sendable {
         unsafe Region(
             base: nil,
             mappedLength: 0,
-            slack: 0,
+            offsetInPage: 0,
             count: 0,
             alignment: alignment,
             fileOffset: fileOffset,
@@ -83,7 +83,7 @@ internal struct Region: @unchecked Sendable {
     @inlinable
     internal var start: UnsafeMutableRawPointer? {
         guard let base = unsafe base else { return nil }
-        return unsafe base + slack
+        return unsafe base + offsetInPage
     }
 
     /// The user's bytes as a buffer (empty with a nil base for an empty mapping).
@@ -147,11 +147,11 @@ extension Region {
         }
 
         let alignedOffset = Int64(CMmapShim_alignDown(UInt64(offset), UInt64(alignment)))
-        let slack = Int(offset - alignedOffset)
-        if options.hugePages?.explicitPageSize != nil && slack != 0 {
+        let offsetInPage = Int(offset - alignedOffset)
+        if options.hugePages?.explicitPageSize != nil && offsetInPage != 0 {
             throw .invalid(.map, "offset \(offset) is not a multiple of the \(alignment)-byte huge page")
         }
-        let mappedLength = try roundedLength(slack: slack, count: length, alignment: alignment)
+        let mappedLength = try roundedLength(offsetInPage: offsetInPage, count: length, alignment: alignment)
 
         var address: UnsafeMutableRawPointer? = nil
         let error = unsafe system_mmap(nil, mappedLength, access.protection, flags, fd, alignedOffset, &address)
@@ -162,7 +162,7 @@ extension Region {
         let region = unsafe Region(
             base: address,
             mappedLength: mappedLength,
-            slack: slack,
+            offsetInPage: offsetInPage,
             count: length,
             alignment: alignment,
             fileOffset: offset,
@@ -184,7 +184,7 @@ extension Region {
         let alignment = options.alignment
         let flags = options.mapFlags | MAP_ANONYMOUS | (shared ? MAP_SHARED : MAP_PRIVATE)
         guard count > 0 else { return .empty(flags: flags, alignment: alignment, options: options) }
-        let mappedLength = try roundedLength(slack: 0, count: count, alignment: alignment)
+        let mappedLength = try roundedLength(offsetInPage: 0, count: count, alignment: alignment)
         var address: UnsafeMutableRawPointer? = nil
         let error = unsafe system_mmap(nil, mappedLength, PROT_READ | PROT_WRITE, flags, -1, 0, &address)
         guard error == 0, let address = unsafe address else {
@@ -194,7 +194,7 @@ extension Region {
         let region = unsafe Region(
             base: address,
             mappedLength: mappedLength,
-            slack: 0,
+            offsetInPage: 0,
             count: count,
             alignment: alignment,
             fileOffset: 0,
@@ -253,10 +253,10 @@ extension Region {
         return Int(size - offset)
     }
 
-    /// `slack + count` rounded up to `alignment`, or an error when it does not fit in an `Int`.
-    internal static func roundedLength(slack: Int, count: Int, alignment: Int) throws(MmapError) -> Int {
+    /// `offsetInPage + count` rounded up to `alignment`, or an error when it does not fit in an `Int`.
+    internal static func roundedLength(offsetInPage: Int, count: Int, alignment: Int) throws(MmapError) -> Int {
         var rounded: UInt64 = 0
-        let (sum, overflow) = slack.addingReportingOverflow(count)
+        let (sum, overflow) = offsetInPage.addingReportingOverflow(count)
         guard !overflow,
             unsafe CMmapShim_alignUp(UInt64(sum), UInt64(alignment), UInt64(Int.max), &rounded) == 0
         else {
@@ -278,7 +278,7 @@ extension Region {
                 try lock(range: 0..<count)
             }
         } catch {
-            unmapAfterFailure()
+            unmapDiscardingError()
             throw error
         }
     }
@@ -310,7 +310,7 @@ extension Region {
     /// Unmaps from a `deinit` or a failure path, where there is no one to report an error to.
     /// If `munmap(2)` fails (`ENOMEM`, see ``unmap()``), the address range stays mapped and
     /// unreachable: it leaks, but no other owner's memory is touched.
-    internal func unmapAfterFailure() {
+    internal func unmapDiscardingError() {
         var copy = self
         _ = try? copy.unmap()
     }
@@ -337,8 +337,8 @@ extension Region {
     /// aligned down to the mapping's page, its length reaches the range's end.
     internal func pages(covering range: Range<Int>) -> (address: UnsafeMutableRawPointer, length: Int) {
         let base = unsafe base.unsafelyUnwrapped
-        let first = CMmapShim_alignDown(UInt64(slack + range.lowerBound), UInt64(alignment))
-        let end = slack + range.upperBound
+        let first = CMmapShim_alignDown(UInt64(offsetInPage + range.lowerBound), UInt64(alignment))
+        let end = offsetInPage + range.upperBound
         return (unsafe base + Int(first), end - Int(first))
     }
 }
@@ -353,6 +353,17 @@ extension Region {
         guard error == 0 else {
             throw .system(.protect, errno: error, "cannot change the protection of \(count) mapped bytes")
         }
+    }
+
+    /// Changes the protection for a consuming conversion; on failure unmaps, then throws.
+    internal func reprotected(_ protection: CInt) throws(MmapError) -> Region {
+        do {
+            try protect(protection)
+        } catch {
+            unmapDiscardingError()
+            throw error
+        }
+        return self
     }
 }
 

@@ -26,7 +26,7 @@ public struct Mmap: ~Copyable, Sendable {
     }
 
     deinit {
-        region.unmapAfterFailure()
+        region.unmapDiscardingError()
     }
 }
 
@@ -36,7 +36,7 @@ extension Mmap {
     /// Maps part or all of an open file for reading.
     ///
     /// The mapping stays valid after `fileDescriptor` is closed. The offset may be any byte
-    /// offset: MmapKit maps from the page below it and keeps the slack out of sight.
+    /// offset: MmapKit maps from the page below it and keeps the bytes before it out of sight.
     ///
     /// - Parameters:
     ///   - fileDescriptor: An open descriptor, readable.

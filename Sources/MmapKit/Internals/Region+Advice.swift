@@ -60,10 +60,10 @@ extension Region {
     /// ends when `reach` allows it, as offsets from `base`; nil when there are none.
     internal func pagesInside(_ range: Range<Int>, reach: AdviceReach) -> Range<Int>? {
         let endsAreOurs = reach == .inheritance || !isSharedFile
-        let first = range.lowerBound == 0 && endsAreOurs ? 0 : Int(alignUp(slack + range.lowerBound))
+        let first = range.lowerBound == 0 && endsAreOurs ? 0 : Int(alignUp(offsetInPage + range.lowerBound))
         let end =
             range.upperBound == count && endsAreOurs
-            ? mappedLength : Int(CMmapShim_alignDown(UInt64(slack + range.upperBound), UInt64(alignment)))
+            ? mappedLength : Int(CMmapShim_alignDown(UInt64(offsetInPage + range.upperBound), UInt64(alignment)))
         return first < end ? first..<end : nil
     }
 
@@ -145,7 +145,7 @@ extension Region {
         guard let region = try? mapAnonymous(count: systemPageSize, shared: false, options: MmapOptions()),
             let base = unsafe region.base
         else { return nil }
-        defer { region.unmapAfterFailure() }
+        defer { region.unmapDiscardingError() }
         _ = unsafe system_munlock(base, region.mappedLength)  // mlockall(MCL_FUTURE) locks it
         switch unsafe system_madvise(base, region.mappedLength, MmapAdvice.cold.rawValue) {
         case 0: return true
@@ -191,7 +191,7 @@ extension Region {
         _ range: Range<Int>
     ) -> Int {
         let page = unsafe firstFaultingPage(address, length, advice)
-        let start = unsafe base.unsafelyUnwrapped + slack
+        let start = unsafe base.unsafelyUnwrapped + offsetInPage
         return max(range.lowerBound, unsafe page - start)
     }
 
@@ -231,187 +231,11 @@ extension Region {
             let region = try? mapAnonymous(count: 2 * window, shared: shared, options: MmapOptions().noReserve()),
             let base = unsafe region.base
         else { return false }
-        defer { region.unmapAfterFailure() }
+        defer { region.unmapDiscardingError() }
         _ = unsafe system_munlock(base, region.mappedLength)  // mlockall(MCL_FUTURE) would lock it
         let address = UInt(bitPattern: base)
         let aligned = unsafe base + Int((address + UInt(window) - 1) & ~UInt(window - 1) - address)
         unsafe aligned.storeBytes(of: 1, as: UInt8.self)
         return unsafe system_madvise(aligned, window, advice) == 0
-    }
-}
-
-// MARK: - Residency
-
-extension Region {
-    /// The most pages one ``residency(range:)`` call reports: a 64 MiB vector, 256 GiB of 4 KiB
-    /// pages. A sparse multi-TiB reservation would otherwise need gigabytes at once.
-    internal static let maximumResidencyPages = 1 << 26
-
-    /// Which pages covering `range` are resident (`mincore(2)`), in system pages.
-    internal func residency(range: Range<Int>) throws(MmapError) -> MmapResidency {
-        try validate(range, .residency)
-        let pageSize = systemPageSize
-        guard !range.isEmpty, let base = unsafe base else {
-            return MmapResidency(pageSize: pageSize, vector: [])
-        }
-        let first = Int(CMmapShim_alignDown(UInt64(slack + range.lowerBound), UInt64(pageSize)))
-        let length = slack + range.upperBound - first
-        let pages = (length + pageSize - 1) / pageSize
-        guard pages <= Region.maximumResidencyPages else {
-            throw .invalid(
-                .residency,
-                "bytes \(range) span \(pages) pages, more than the \(Region.maximumResidencyPages) that one residency "
-                    + "vector holds (one byte per page); ask for smaller ranges"
-            )
-        }
-        var error: CInt = 0
-        let vector = unsafe [UInt8](unsafeUninitializedCapacity: pages) { buffer, initialized in
-            error = unsafe system_mincore(base + first, length, buffer.baseAddress.unsafelyUnwrapped)
-            initialized = error == 0 ? pages : 0
-        }
-        guard error == 0 else {
-            throw .system(.residency, errno: error, "cannot read the residency of bytes \(range)")
-        }
-        return MmapResidency(pageSize: pageSize, vector: vector)
-    }
-}
-
-// MARK: - Remapping and growth
-
-extension Region {
-    /// Resizes the mapping to `newCount` bytes (`mremap(2)`), in place unless `mayMove`.
-    /// On failure the mapping is unchanged.
-    internal mutating func remap(count newCount: Int, mayMove: Bool) throws(MmapError) {
-        guard newCount > 0 else {
-            throw .invalid(.remap, "count \(newCount) must be positive; use unmap() to end a mapping")
-        }
-        guard let base = unsafe base else {
-            throw .invalid(.remap, "an empty mapping has no pages to resize; map it again")
-        }
-        let newLength: Int
-        do {
-            newLength = try Region.roundedLength(slack: slack, count: newCount, alignment: alignment)
-        } catch {
-            throw .invalid(.remap, "count \(newCount) is too large: rounded up to the page it exceeds Int.max")
-        }
-        if newLength > mappedLength && isAnonymous && flags & MAP_SHARED != 0 {
-            // The kernel grows the address range but not the shared memory object behind it:
-            // touching the new pages would raise SIGBUS. (Python's mmap refuses too.)
-            throw MmapError(
-                .remap,
-                .unsupported,
-                "a shared anonymous mapping cannot grow: its new pages would have no backing; map a new one "
-                    + "(or a memfd, which can grow) and copy"
-            )
-        }
-        if newLength != mappedLength {
-            var address: UnsafeMutableRawPointer? = nil
-            let flags = mayMove ? CMmapShim_MREMAP_MAYMOVE : 0
-            let error = unsafe system_mremap(base, mappedLength, newLength, flags, &address)
-            guard error == 0, let address = unsafe address else {
-                throw Region.remapError(error, from: count, to: newCount, mayMove: mayMove)
-            }
-            unsafe self.base = address
-            mappedLength = newLength
-        }
-        count = newCount
-    }
-
-    private static func remapError(_ error: CInt, from count: Int, to newCount: Int, mayMove: Bool) -> MmapError {
-        switch error {
-        case ENOMEM where !mayMove:
-            return MmapError(
-                .remap,
-                .outOfMemory,
-                errno: error,
-                "cannot grow \(count) bytes to \(newCount) in place: the address range after the mapping is "
-                    + "in use; pass mayMove: true to let it move"
-            )
-        case EFAULT:
-            return MmapError(
-                .remap,
-                .unsupported,
-                errno: error,
-                "cannot grow \(count) bytes to \(newCount): advice or locking on part of the mapping split it into "
-                    + "several kernel mappings, which mremap cannot resize together; apply the same advice to "
-                    + "the whole mapping (or unlock it) and retry: \(errnoDescription(error)) (EFAULT)"
-            )
-        default:
-            return .system(.remap, errno: error, "cannot resize \(count) bytes to \(newCount)")
-        }
-    }
-
-    /// Extends the file behind `fd` so that it covers `newCount` bytes from the mapping's
-    /// offset, then resizes the mapping to match (or maps it, if it was empty).
-    internal mutating func grow(
-        to newCount: Int,
-        fileDescriptor fd: CInt,
-        allocate: Bool,
-        mayMove: Bool,
-        protection: CInt
-    ) throws(MmapError) {
-        guard !isAnonymous else {
-            throw .invalid(
-                .grow,
-                "this mapping is anonymous memory: growing it cannot make its writes reach descriptor \(fd); "
-                    + "map the file instead (an empty file maps as an empty mapping that can grow)"
-            )
-        }
-        guard newCount >= count else {
-            throw .invalid(.grow, "count \(newCount) is smaller than the current \(count); use remap to shrink")
-        }
-        let (end, overflow) = fileOffset.addingReportingOverflow(Int64(newCount))
-        guard !overflow else {
-            throw .invalid(.grow, "offset \(fileOffset) + count \(newCount) overflows a 64-bit file offset")
-        }
-        var size: Int64 = 0
-        var type: CUnsignedInt = 0
-        var error = system_fstat(fd, &size, &type)
-        guard error == 0 else { throw .system(.stat, errno: error, "cannot read the size of descriptor \(fd)") }
-        guard mode_t(type) == S_IFREG else {
-            throw MmapError(.grow, .notMappable, errno: ENODEV, "descriptor \(fd) is not a regular file")
-        }
-        if size < end {
-            error = allocate ? system_fallocate(fd, size, end - size) : system_ftruncate(fd, end)
-            guard error == 0 else {
-                throw .system(.grow, errno: error, "cannot extend descriptor \(fd) from \(size) to \(end) bytes")
-            }
-        }
-        guard newCount > count else { return }
-        guard unsafe base != nil else {
-            return try mapFresh(count: newCount, fileDescriptor: fd, protection: protection)
-        }
-        try remap(count: newCount, mayMove: mayMove)
-    }
-
-    /// Maps `newCount` bytes of `fd` into an empty region, with the options it was made with.
-    private mutating func mapFresh(count newCount: Int, fileDescriptor fd: CInt, protection: CInt) throws(MmapError) {
-        let alignedOffset = Int64(CMmapShim_alignDown(UInt64(fileOffset), UInt64(alignment)))
-        let slack = Int(fileOffset - alignedOffset)
-        let length = try Region.roundedLength(slack: slack, count: newCount, alignment: alignment)
-        var address: UnsafeMutableRawPointer? = nil
-        let error = unsafe system_mmap(nil, length, protection, flags, fd, alignedOffset, &address)
-        guard error == 0, let address = unsafe address else {
-            throw .system(.map, errno: error, "cannot map \(newCount) bytes of descriptor \(fd)")
-        }
-        let grown = unsafe Region(
-            base: address,
-            mappedLength: length,
-            slack: slack,
-            count: newCount,
-            alignment: alignment,
-            fileOffset: fileOffset,
-            flags: flags,
-            options: options
-        )
-        try grown.finishMapping(options)  // unmaps on failure: `self` stays empty
-        self = grown
-    }
-
-    /// `msync(MS_SYNC)` of the whole mapping, then `fdatasync(fd)`.
-    internal func flush(dataSyncing fd: CInt) throws(MmapError) {
-        try flush(range: 0..<count, synchronous: true)
-        let error = system_fdatasync(fd)
-        guard error == 0 else { throw .system(.dataSync, errno: error, "fdatasync of descriptor \(fd) failed") }
     }
 }

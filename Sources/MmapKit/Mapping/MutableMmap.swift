@@ -29,7 +29,7 @@ public struct MutableMmap: ~Copyable, Sendable {
     }
 
     deinit {
-        region.unmapAfterFailure()
+        region.unmapDiscardingError()
     }
 }
 

@@ -37,7 +37,7 @@ public struct MmapReservation: ~Copyable, Sendable {
     /// The corresponding C function is `mmap(2)` with `PROT_NONE | MAP_NORESERVE`.
     public init(count: Int) throws(MmapError) {
         guard count > 0 else { throw .invalid(.map, "a reservation of \(count) bytes is empty or negative") }
-        let length = try Region.roundedLength(slack: 0, count: count, alignment: systemPageSize)
+        let length = try Region.roundedLength(offsetInPage: 0, count: count, alignment: systemPageSize)
         var address: UnsafeMutableRawPointer? = nil
         let flags = Self.reservedFlags
         let error = unsafe system_mmap(nil, length, PROT_NONE, flags, -1, 0, &address)
@@ -47,7 +47,7 @@ public struct MmapReservation: ~Copyable, Sendable {
         region = unsafe Region(
             base: address,
             mappedLength: length,
-            slack: 0,
+            offsetInPage: 0,
             count: length,
             alignment: systemPageSize,
             fileOffset: 0,
@@ -58,7 +58,7 @@ public struct MmapReservation: ~Copyable, Sendable {
     }
 
     deinit {
-        guard !lost.isEmpty, let base = unsafe region.base else { return region.unmapAfterFailure() }
+        guard !lost.isEmpty, let base = unsafe region.base else { return region.unmapDiscardingError() }
         // Unmap what is still ours, piece by piece around the lost ranges (another allocation
         // may live there now), then count the reservation's one unmapping. If a piece cannot be
         // unmapped, it leaks and the reservation stays counted, as for any deinit.

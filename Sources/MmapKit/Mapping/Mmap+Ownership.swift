@@ -50,16 +50,3 @@ extension Mmap {
         return Mmap(region: try region.reprotected(PROT_READ | PROT_EXEC))
     }
 }
-
-extension Region {
-    /// Changes the protection for a consuming conversion; on failure unmaps, then throws.
-    internal func reprotected(_ protection: CInt) throws(MmapError) -> Region {
-        do {
-            try protect(protection)
-        } catch {
-            unmapAfterFailure()
-            throw error
-        }
-        return self
-    }
-}

@@ -51,7 +51,7 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
         let region = unsafe Region(
             base: base,
             mappedLength: 2 * capacity,
-            slack: 0,
+            offsetInPage: 0,
             count: capacity,
             alignment: page,
             fileOffset: 0,
@@ -67,7 +67,7 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
                 0
             )
             guard error == 0 else {
-                region.unmapAfterFailure()
+                region.unmapDiscardingError()
                 throw .system(.commit, errno: error, "cannot map half \(half) of the ring")
             }
         }
@@ -75,7 +75,7 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
     }
 
     deinit {
-        region.unmapAfterFailure()
+        region.unmapDiscardingError()
     }
 
     /// The ring's size in bytes.
