@@ -32,28 +32,27 @@ internal enum AdviceReach {
 extension Region {
     /// Applies advice that never destroys contents to the pages of `range`, widened as its
     /// ``AdviceReach`` allows. Errors name bytes relative to `origin` (a view's offset).
-    internal func advise(_ advice: CInt, _ name: String, range: Range<Int>, origin: Int = 0) throws(MmapError) {
+    internal func advise(_ advice: MmapAdvice, range: Range<Int>, origin: Int = 0) throws(MmapError) {
         try validate(range, .advise)
         guard !range.isEmpty else { return }
-        let reach = AdviceReach(advice)
+        let reach = AdviceReach(advice.rawValue)
         guard reach == .hint else {
-            return try adviseInside(advice, name, range: range, reach: reach, origin: origin)
+            return try adviseInside(advice.rawValue, advice.name, range: range, reach: reach, origin: origin)
         }
         let (address, length) = unsafe pages(covering: range)
-        try unsafe madvise(address, length, advice, name, range, origin: origin)
+        try unsafe madvise(address, length, advice.rawValue, advice.name, range, origin: origin)
     }
 
     /// Applies advice that may destroy contents to the whole pages inside `range` only (see
     /// ``AdviceReach/destructive``). A range that contains no whole page changes nothing.
     internal func adviseDestructively(
-        _ advice: CInt,
-        _ name: String,
+        _ advice: MmapDestructiveAdvice,
         range: Range<Int>,
         origin: Int = 0
     ) throws(MmapError) {
         try validate(range, .advise)
         guard !range.isEmpty else { return }
-        try adviseInside(advice, name, range: range, reach: .destructive, origin: origin)
+        try adviseInside(advice.rawValue, advice.name, range: range, reach: .destructive, origin: origin)
     }
 
     /// The whole pages inside `range`, plus a partial first or last page at the mapping's own

@@ -269,10 +269,10 @@ extension Region {
     internal func finishMapping(_ options: MmapOptions) throws(MmapError) {
         do {
             if options.hugePages == .transparent {
-                try adviseWhole(MADV_HUGEPAGE, "MADV_HUGEPAGE")
+                try adviseWhole(.hugePage)
             }
             if let advice = options.advice {
-                try adviseWhole(advice.rawValue, advice.name)
+                try adviseWhole(advice)
             }
             if options.lock {
                 try lock(range: 0..<count)
@@ -283,9 +283,9 @@ extension Region {
         }
     }
 
-    private func adviseWhole(_ advice: CInt, _ name: String) throws(MmapError) {
+    private func adviseWhole(_ advice: MmapAdvice) throws(MmapError) {
         guard let base = unsafe base else { return }
-        try unsafe madvise(base, mappedLength, advice, name, 0..<count)
+        try unsafe madvise(base, mappedLength, advice.rawValue, advice.name, 0..<count)
     }
 }
 

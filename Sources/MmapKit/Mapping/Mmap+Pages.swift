@@ -18,7 +18,7 @@ extension Mmap {
     ///
     /// The corresponding C function is `madvise(2)`.
     public func advise(_ advice: MmapAdvice, range: Range<Int>? = nil) throws(MmapError) {
-        try region.advise(advice.rawValue, advice.name, range: region.resolve(range))
+        try region.advise(advice, range: region.resolve(range))
     }
 
     /// Prefaults the pages covering `range` for reading (`MADV_POPULATE_READ`, Linux 5.14),
@@ -34,7 +34,7 @@ extension Mmap {
     ///
     /// The corresponding C function is `madvise(2)`.
     public func populate(range: Range<Int>? = nil) throws(MmapError) {
-        try region.advise(MmapAdvice.populateRead.rawValue, "MADV_POPULATE_READ", range: region.resolve(range))
+        try region.advise(.populateRead, range: region.resolve(range))
     }
 
     /// Locks the pages covering `range` into memory.

@@ -12,7 +12,7 @@ extension MutableMmap {
     ///   - range: Byte offsets within the mapping; `nil` (the default) for all of it.
     /// - Throws: ``MmapError/Code/outOfBounds`` or ``MmapError/Code/unsupported``.
     public func advise(_ advice: MmapAdvice, range: Range<Int>? = nil) throws(MmapError) {
-        try region.advise(advice.rawValue, advice.name, range: region.resolve(range))
+        try region.advise(advice, range: region.resolve(range))
     }
 
     /// Gives advice that may discard or replace the contents of the whole pages inside `range`.
@@ -33,7 +33,7 @@ extension MutableMmap {
     ///
     /// The corresponding C function is `madvise(2)`.
     public mutating func advise(_ advice: MmapDestructiveAdvice, range: Range<Int>? = nil) throws(MmapError) {
-        try region.adviseDestructively(advice.rawValue, advice.name, range: region.resolve(range))
+        try region.adviseDestructively(advice, range: region.resolve(range))
     }
 
     /// Prefaults the pages covering `range` for reading (`MADV_POPULATE_READ`), reporting
@@ -44,7 +44,7 @@ extension MutableMmap {
     /// - Throws: ``MmapError/Code/fault``, ``MmapError/Code/unsupported`` or
     ///   ``MmapError/Code/outOfBounds``.
     public func populate(range: Range<Int>? = nil) throws(MmapError) {
-        try region.advise(MmapAdvice.populateRead.rawValue, "MADV_POPULATE_READ", range: region.resolve(range))
+        try region.advise(.populateRead, range: region.resolve(range))
     }
 
     /// Locks the pages covering `range` into memory (`mlock(2)`). See ``Mmap/lock(range:)``.

@@ -114,8 +114,7 @@ extension MmapView {
     /// The corresponding C function is `madvise(2)`.
     public func advise(_ advice: MmapAdvice, range: Range<Int>? = nil) throws(MmapError) {
         try storage.mapping.region.advise(
-            advice.rawValue,
-            advice.name,
+            advice,
             range: storage.regionRange(range, .advise),
             origin: storage.offset
         )

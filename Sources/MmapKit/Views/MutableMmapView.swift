@@ -138,8 +138,7 @@ extension MutableMmapView {
     /// The corresponding C function is `madvise(2)`.
     public func advise(_ advice: MmapAdvice, range: Range<Int>? = nil) throws(MmapError) {
         try storage.mapping.region.advise(
-            advice.rawValue,
-            advice.name,
+            advice,
             range: storage.regionRange(range, .advise),
             origin: storage.offset
         )
@@ -157,8 +156,7 @@ extension MutableMmapView {
     ///   ``MmapDestructiveAdvice/populateWrite`` meets a page the file no longer backs.
     public mutating func advise(_ advice: MmapDestructiveAdvice, range: Range<Int>? = nil) throws(MmapError) {
         try storage.mapping.region.adviseDestructively(
-            advice.rawValue,
-            advice.name,
+            advice,
             range: storage.regionRange(range, .advise),
             origin: storage.offset
         )
