@@ -20,8 +20,3 @@ public protocol MutableMmapBytes: MmapBytes, ~Copyable {
         _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
     ) throws(E) -> R
 }
-
-extension Mmap: MmapBytes {}
-extension MmapView: MmapBytes {}
-extension MutableMmap: MutableMmapBytes {}
-extension MutableMmapView: MutableMmapBytes {}

@@ -1,8 +1,6 @@
-internal import Glibc
+// MARK: - Advice
 
-// MARK: - Page management
-
-extension Mmap {
+extension MmapHandle {
     /// Gives the kernel advice about how the pages covering `range` will be used.
     ///
     /// A hint is applied to the whole pages covering the range (aligned outward); advice that
@@ -26,17 +24,45 @@ extension Mmap {
     ///
     /// Unlike ``MmapOptions/populate``, a page the file no longer backs (the file was truncated)
     /// is an error here. The check is for this moment only: a later truncation still loses pages.
+    /// To prefault a writable mapping for writing, use `advise(.populateWrite, range:)`.
     ///
     /// - Parameter range: Byte offsets within the mapping; `nil` for all of it.
-    /// - Throws: ``MmapError/Code/fault`` (`EFAULT`) when part of the range is not backed by the
-    ///   file, or `EHWPOISON`; ``MmapError/Code/unsupported`` before Linux 5.14;
-    ///   ``MmapError/Code/outOfBounds`` for a range outside the mapping.
+    /// - Throws: ``MmapError/Code/fault`` (`EFAULT`, with ``MmapError/faultOffset``) when part of
+    ///   the range is not backed by the file, or `EHWPOISON`; ``MmapError/Code/unsupported``
+    ///   before Linux 5.14; ``MmapError/Code/outOfBounds`` for a range outside the mapping.
     ///
     /// The corresponding C function is `madvise(2)`.
     public func populate(range: Range<Int>? = nil) throws(MmapError) {
         try region.advise(.populateRead, range: region.resolve(range))
     }
+}
 
+extension MmapHandle where Access == MmapReadWrite {
+    /// Gives advice that may discard or replace the contents of the whole pages inside `range`.
+    ///
+    /// `mutating`, so the compiler forbids it while a span of the mapping is alive. Only whole
+    /// pages inside the range are affected; a page partly outside it is left alone, except at
+    /// the ends of the mapping when the rest of the page is nobody's data (anonymous or private
+    /// memory; never a shared file's bytes). A range that holds no whole page changes nothing.
+    ///
+    /// - Parameters:
+    ///   - advice: ``MmapDestructiveAdvice/dontNeed``, ``MmapDestructiveAdvice/free``, ...
+    ///   - range: Byte offsets within the mapping; `nil` for all of it.
+    /// - Throws: ``MmapError/Code/outOfBounds`` for a bad range; ``MmapError/Code/unsupported``
+    ///   when the kernel refuses the advice for this mapping (`MADV_FREE` on a file mapping);
+    ///   ``MmapError/Code/invalidArgument`` when `dontNeed`, `free` or `remove` would meet locked
+    ///   pages (checked first: nothing changes); ``MmapError/Code/fault`` when
+    ///   ``MmapDestructiveAdvice/populateWrite`` meets a page the file no longer backs.
+    ///
+    /// The corresponding C function is `madvise(2)`.
+    public mutating func advise(_ advice: MmapDestructiveAdvice, range: Range<Int>? = nil) throws(MmapError) {
+        try region.adviseDestructively(advice, range: region.resolve(range))
+    }
+}
+
+// MARK: - Locking and residency
+
+extension MmapHandle {
     /// Locks the pages covering `range` into memory.
     ///
     /// - Parameter range: Byte offsets within the mapping; `nil` for all of it.
@@ -64,41 +90,13 @@ extension Mmap {
     ///
     /// - Parameter range: Byte offsets within the mapping; `nil` for all of it.
     /// - Returns: One byte per page of the range, and counts derived from it.
-    /// - Throws: ``MmapError/Code/outOfBounds`` for a bad range, or the kernel's error.
+    /// - Throws: ``MmapError/Code/outOfBounds`` for a bad range;
+    ///   ``MmapError/Code/invalidArgument`` for a range of more than 2²⁶ pages; the kernel's
+    ///   error otherwise.
     /// - Complexity: O(pages in the range).
     ///
     /// The corresponding C function is `mincore(2)`.
     public func residency(range: Range<Int>? = nil) throws(MmapError) -> MmapResidency {
         try region.residency(range: region.resolve(range))
-    }
-
-    /// Resizes the mapping to `count` bytes (`mremap(2)`, Linux-only).
-    ///
-    /// `mutating`, so it cannot run while a span of the mapping is alive: the compiler ensures
-    /// that no borrowed bytes move or vanish. Growing a file mapping past the end of the file
-    /// is allowed; grow the file first (touching pages past its end raises `SIGBUS`).
-    ///
-    /// - Parameters:
-    ///   - count: The new count in bytes, greater than 0.
-    ///   - mayMove: Whether the kernel may move the mapping to a new address
-    ///     (`MREMAP_MAYMOVE`). Without it, a grow blocked by a neighbouring mapping fails.
-    /// - Throws: ``MmapError/Code/invalidArgument`` for a count of 0 or less, or an empty
-    ///   mapping; ``MmapError/Code/outOfMemory`` when the mapping cannot grow in place and
-    ///   `mayMove` is false; ``MmapError/Code/unsupported`` when advice or locking on part of
-    ///   the mapping split it in the kernel (apply the same advice to all of it, or unlock, and
-    ///   retry). On failure the mapping is unchanged.
-    ///
-    /// The corresponding C function is `mremap(2)`.
-    public mutating func remap(count: Int, mayMove: Bool) throws(MmapError) {
-        try region.remap(count: count, mayMove: mayMove)
-    }
-
-    /// Writes dirty pages back (`msync(MS_SYNC)`), then `fdatasync(2)`s `fileDescriptor`,
-    /// which also makes a changed file size durable (after growth).
-    ///
-    /// - Parameter fileDescriptor: The descriptor of the mapped file.
-    /// - Throws: The kernel's error from either call.
-    public func flush(dataSyncing fileDescriptor: CInt) throws(MmapError) {
-        try region.flush(dataSyncing: fileDescriptor)
     }
 }

@@ -1,6 +1,6 @@
 // MARK: - Bytes
 
-extension MutableMmap {
+extension MmapHandle {
     /// The number of bytes mapped (the count asked for, not rounded to the page).
     @inlinable
     public var count: Int { region.count }
@@ -40,11 +40,11 @@ extension MutableMmap {
 
 // MARK: - Mutable bytes
 
-extension MutableMmap {
+extension MmapHandle where Access == MmapReadWrite {
     /// The mapped bytes, for reading and writing, with exclusive access to this mapping.
     ///
     /// While the span exists nothing else can use the mapping: not ``bytes``, not
-    /// ``flush()``, not ``unmap()``. Write, let the span end, then flush.
+    /// ``flush(range:)``, not ``unmap()``. Write, let the span end, then flush.
     @inlinable
     public var mutableBytes: MutableRawSpan {
         @_lifetime(&self)
@@ -67,3 +67,9 @@ extension MutableMmap {
         try unsafe body(region.buffer)
     }
 }
+
+// MARK: - Guarded access
+
+extension MmapHandle: MmapBytes {}
+
+extension MmapHandle: MutableMmapBytes where Access == MmapReadWrite {}
