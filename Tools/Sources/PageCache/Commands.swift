@@ -189,10 +189,8 @@ package enum PageCacheCommands {
             guard path.bytes.first != UInt8(ascii: "/") else { return path }
             var directory = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             guard getcwd(&directory, directory.count) != nil else { return path }
-            return BytePath(
-                Array(UnsafeRawBufferPointer(start: directory, count: strlen(directory))) + [UInt8(ascii: "/")]
-                    + path.bytes
-            )
+            let name = directory.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+            return BytePath(name + [UInt8(ascii: "/")] + path.bytes)
         }
         if daemon { try Daemon.detachAfterSetup() }
 
