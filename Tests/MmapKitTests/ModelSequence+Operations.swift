@@ -358,7 +358,7 @@ extension ModelRunner {
         let count = slot.window.count
         let outside = op.v % 8 == 7
         let flushRange = range(op.x, op.y, in: count, outside: outside)
-        let variant = slot.isView ? op.w % 2 : op.w % 5
+        let variant = slot.isView ? op.w % 4 : op.w % 5
         let prediction: Prediction = (variant == 2 || variant == 3) && outside ? .failure(.outOfBounds) : .success
         let dataSync = mapping.file.map { files[$0].readWrite }
         note(
@@ -378,9 +378,13 @@ extension ModelRunner {
             case (2, _, true, _): try slot.mutableMap!.flush(range: flushRange)
             case (3, _, true, _): try slot.mutableMap!.flushAsync(range: flushRange)
             case (0, _, _, true): try slot.view!.flush()
-            case (_, _, _, true): try slot.view!.flushAsync()
+            case (1, _, _, true): try slot.view!.flushAsync()
+            case (2, _, _, true): try slot.view!.flush(range: flushRange)
+            case (_, _, _, true): try slot.view!.flushAsync(range: flushRange)
             case (0, _, _, _): try slot.mutableView!.flush()
-            default: try slot.mutableView!.flushAsync()
+            case (1, _, _, _): try slot.mutableView!.flushAsync()
+            case (2, _, _, _): try slot.mutableView!.flush(range: flushRange)
+            default: try slot.mutableView!.flushAsync(range: flushRange)
             }
         }
     }

@@ -179,6 +179,25 @@ extension MmapKitTests {
             }
         }
 
+        @Test func aViewFlushesARangeOfItselfAndRefusesOneOutsideIt() throws {
+            let path = directory.makeFile("data", count: 3 * 4096)
+            try expectNoLeaks { () throws(MmapError) in
+                var view = try MutableMmap(path: path).share()
+                var tail = try view.split(at: 4096 + 10)
+                var bytes = tail.mutableBytes
+                bytes.storeBytes(of: 0xAB, toByteOffset: 5, as: UInt8.self)
+                try tail.flush(range: 0..<100)
+                try tail.flushAsync(range: 4000..<tail.count)
+                try tail.flush(range: 7..<7)
+                let failure = expectMmapError(.outOfBounds) { () throws(MmapError) in
+                    try tail.flush(range: 0..<(tail.count + 1))
+                }
+                #expect(failure?.operation == .flush)
+                expectMmapError(.outOfBounds) { () throws(MmapError) in try view.flushAsync(range: -1..<3) }
+            }
+            #expect(readFile(path)[4096 + 15] == 0xAB)
+        }
+
         @Test func readOnlyViewsReadFlushAndAdvise() throws {
             let path = directory.makeFile("data", count: 20_000)
             try expectNoLeaks { () throws(MmapError) in
