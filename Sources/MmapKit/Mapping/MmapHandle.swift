@@ -64,15 +64,7 @@ extension MmapHandle {
         sharing: MmapSharing = .shared,
         options: MmapOptions = MmapOptions()
     ) throws(MmapError) {
-        let region = try Region.map(
-            fileDescriptor: fileDescriptor,
-            offset: offset,
-            count: count,
-            access: Self.access,
-            shared: sharing == .shared,
-            options: options
-        )
-        self.init(region: region)
+        self.init(region: try Self.map(fileDescriptor, offset, count, sharing, options))
     }
 
     /// Opens the file at `path`, maps it, and closes it.
@@ -100,20 +92,28 @@ extension MmapHandle {
     ) throws(MmapError) {
         let openMode = Access._isWritable && sharing == .shared ? O_RDWR : O_RDONLY
         let region = try withOpenFile(path, openMode) { fd throws(MmapError) in
-            try Region.map(
-                fileDescriptor: fd,
-                offset: offset,
-                count: count,
-                access: Self.access,
-                shared: sharing == .shared,
-                options: options
-            )
+            try Self.map(fd, offset, count, sharing, options)
         }
         self.init(region: region)
     }
 
-    /// The protection this kind of handle maps with.
-    internal static var access: Region.Access { Access._isWritable ? .readWrite : .readOnly }
+    /// Maps a file with the protection of this kind of handle.
+    private static func map(
+        _ fd: CInt,
+        _ offset: Int64,
+        _ count: Int?,
+        _ sharing: MmapSharing,
+        _ options: MmapOptions
+    ) throws(MmapError) -> Region {
+        try Region.map(
+            fileDescriptor: fd,
+            offset: offset,
+            count: count,
+            access: Access._isWritable ? .readWrite : .readOnly,
+            shared: sharing == .shared,
+            options: options
+        )
+    }
 }
 
 extension MmapHandle where Access == MmapReadWrite {
