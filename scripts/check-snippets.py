@@ -407,7 +407,10 @@ def verdict(block, found):
     ]
     if block.expect_error is not None:
         if not errors:
-            return None
+            if object_stamp(block) is None:
+                return None
+            return False, [f"{block.location}: error: compiles, but the block says it fails with: "
+                           f"{block.expect_error}"]
         ok = all(block.expect_error in e for e in errors)
         if ok:
             return True, []
