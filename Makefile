@@ -16,14 +16,15 @@ SYMBOL_GRAPHS := .build-docs/symbol-graphs
 FUZZ_SECONDS ?= 60
 FUZZ_WORK    := .build-fuzz-corpus
 
-.PHONY: help build test test-debug test-release test-tools model-long oracles check check-c check-sanitizers lint format clean run bench tool \
+.PHONY: help build snippets test test-debug test-release test-tools model-long oracles check check-c check-sanitizers lint format clean run bench tool \
 	install uninstall docs fuzz
 
 help:
 	@echo "make run           build the mmapkit tool and run 'mmapkit bench --quick' (seconds)"
 	@echo "make bench         the full comparison (1 GiB) plus the package-benchmark suites"
 	@echo "make build         build the library (CONFIG=debug|release)"
-	@echo "make test          the library's tests in debug and release, and the tool's end-to-end tests"
+	@echo "make test          make snippets, the library's tests in debug and release, and the tool's end-to-end tests"
+	@echo "make snippets      compile every swift code block of the README, the DocC articles and the doc comments"
 	@echo "make model-long    the model-based sequence test at length (SEEDS=500 STEPS=10000: 5 million steps)"
 	@echo "make check         warnings as errors (Swift, C), then the tests under ASan, TSan and UBSan"
 	@echo "make fuzz          build the libFuzzer target and run it for FUZZ_SECONDS (default 60)"
@@ -37,7 +38,12 @@ help:
 build:
 	$(SWIFT) build -c $(CONFIG)
 
-test: test-debug test-release test-tools
+# Every ```swift block of the documentation, compiled against the library in a scratch package
+# (.build-snippets); scripts/check-snippets.py --help has the conventions for authors.
+snippets:
+	python3 scripts/check-snippets.py
+
+test: snippets test-debug test-release test-tools
 
 test-debug:
 	$(SWIFT) test -c debug
@@ -132,4 +138,4 @@ docs:
 	@echo "documentation: $(DOCS_OUT)/index.html (serve the folder; pages are under /documentation/mmapkit)"
 
 clean:
-	rm -rf .build .build-check .build-asan .build-tsan .build-ubsan .build-fuzz-corpus .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build Fuzz/.build
+	rm -rf .build .build-snippets .build-check .build-asan .build-tsan .build-ubsan .build-fuzz-corpus .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build Fuzz/.build

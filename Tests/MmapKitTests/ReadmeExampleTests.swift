@@ -6,7 +6,8 @@ extension MmapKitTests {
     @Suite struct ReadmeExampleTests {
         let directory = TemporaryDirectory()
 
-        /// The README's example, verbatim between the markers (checked by the test below).
+        /// The README's example, verbatim between the markers (checked by the test below), so
+        /// that it is run, not only compiled: `make snippets` compiles the README's own copy.
         func readmeExample(path: String) throws(MmapError) -> UInt64 {
             // README-EXAMPLE-BEGIN
             // Read a file through a span that borrows the mapping.
