@@ -18,26 +18,10 @@
 extern "C" {
 #endif
 
-// MARK: - Page size and alignment
+// MARK: - Page size
 
 /// The system page size in bytes, read once with sysconf(_SC_PAGESIZE) and cached.
 size_t CMmapShim_pageSize(void);
-
-/// `value` rounded down to a multiple of `alignment` (a power of two).
-static inline uint64_t CMmapShim_alignDown(uint64_t value, uint64_t alignment) {
-    return value & ~(alignment - 1);
-}
-
-/// `value` rounded up to a multiple of `alignment` (a power of two) into `*result`;
-/// returns 0, or EOVERFLOW when the rounded value does not fit in `maximum`.
-static inline int CMmapShim_alignUp(uint64_t value, uint64_t alignment, uint64_t maximum, uint64_t *result) {
-    uint64_t rounded;
-    if (__builtin_add_overflow(value, alignment - 1, &rounded)) return 75; // EOVERFLOW
-    rounded &= ~(alignment - 1);
-    if (rounded > maximum) return 75;
-    *result = rounded;
-    return 0;
-}
 
 // MARK: - Constants Swift cannot import (_GNU_SOURCE or macro expressions)
 

@@ -224,7 +224,7 @@ private func checkGuard(
     }
     let faultAddress = UInt(bitPattern: fault)
     let page = UInt(systemPageSize)
-    let pageStart = faultAddress & ~(page - 1)
+    let pageStart = PageAlignment.alignDown(faultAddress, to: page)
     let offset = max(accessOffset, Int(bitPattern: pageStart &- UInt(bitPattern: start)))
     var failure = MmapError(
         .access,

@@ -15,7 +15,7 @@ extension Region {
         guard !range.isEmpty, let base = unsafe base else {
             return MmapResidency(pageSize: pageSize, vector: [])
         }
-        let first = Int(CMmapShim_alignDown(UInt64(offsetInPage + range.lowerBound), UInt64(pageSize)))
+        let first = PageAlignment.alignDown(offsetInPage + range.lowerBound, to: pageSize)
         let length = offsetInPage + range.upperBound - first
         let pages = (length + pageSize - 1) / pageSize
         guard pages <= Region.maximumResidencyPages else {

@@ -111,7 +111,7 @@ extension Region {
 
     /// Maps `newCount` bytes of `fd` into an empty region, with the options it was made with.
     private mutating func mapFresh(count newCount: Int, fileDescriptor fd: CInt, protection: CInt) throws(MmapError) {
-        let alignedOffset = Int64(CMmapShim_alignDown(UInt64(fileOffset), UInt64(alignment)))
+        let alignedOffset = PageAlignment.alignDown(fileOffset, to: Int64(alignment))
         let offsetInPage = Int(fileOffset - alignedOffset)
         let length = try Region.roundedLength(offsetInPage: offsetInPage, count: newCount, alignment: alignment)
         var address: UnsafeMutableRawPointer? = nil

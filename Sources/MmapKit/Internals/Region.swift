@@ -146,7 +146,7 @@ extension Region {
             return .empty(fileOffset: offset, flags: flags, alignment: alignment, options: options)
         }
 
-        let alignedOffset = Int64(CMmapShim_alignDown(UInt64(offset), UInt64(alignment)))
+        let alignedOffset = PageAlignment.alignDown(offset, to: Int64(alignment))
         let offsetInPage = Int(offset - alignedOffset)
         if options.hugePages?.explicitPageSize != nil && offsetInPage != 0 {
             throw .invalid(.map, "offset \(offset) is not a multiple of the \(alignment)-byte huge page")
@@ -255,14 +255,11 @@ extension Region {
 
     /// `offsetInPage + count` rounded up to `alignment`, or an error when it does not fit in an `Int`.
     internal static func roundedLength(offsetInPage: Int, count: Int, alignment: Int) throws(MmapError) -> Int {
-        var rounded: UInt64 = 0
         let (sum, overflow) = offsetInPage.addingReportingOverflow(count)
-        guard !overflow,
-            unsafe CMmapShim_alignUp(UInt64(sum), UInt64(alignment), UInt64(Int.max), &rounded) == 0
-        else {
+        guard !overflow, let rounded = PageAlignment.alignUp(sum, to: alignment) else {
             throw .invalid(.map, "count \(count) is too large: rounded up to the page it exceeds Int.max")
         }
-        return Int(rounded)
+        return rounded
     }
 
     /// Applies the options that run after `mmap(2)`; on failure unmaps and throws.
@@ -337,9 +334,9 @@ extension Region {
     /// aligned down to the mapping's page, its length reaches the range's end.
     internal func pages(covering range: Range<Int>) -> (address: UnsafeMutableRawPointer, length: Int) {
         let base = unsafe base.unsafelyUnwrapped
-        let first = CMmapShim_alignDown(UInt64(offsetInPage + range.lowerBound), UInt64(alignment))
+        let first = PageAlignment.alignDown(offsetInPage + range.lowerBound, to: alignment)
         let end = offsetInPage + range.upperBound
-        return (unsafe base + Int(first), end - Int(first))
+        return (unsafe base + first, end - first)
     }
 }
 
@@ -421,8 +418,7 @@ extension Region {
     /// populate of that one page says `EFAULT`. Pages past the end are always the mapping's last
     /// ones, so one page answers for the range without reading (or allocating) all of it.
     private func lastPageIsPastTheEnd(_ address: UnsafeMutableRawPointer, _ length: Int) -> Bool {
-        let page = systemPageSize
-        let last = (length - 1) / page * page
+        let last = PageAlignment.alignDown(length - 1, to: systemPageSize)
         return unsafe system_madvise(address + last, length - last, MmapAdvice.populateRead.rawValue) == EFAULT
     }
 

@@ -135,8 +135,13 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
         guard error == 0 else { throw .system(.dataSync, errno: error, "fdatasync failed") }
     }
 
+    /// `count` (at most the reservation's length) rounded up to the page.
     private static func pageEnd(_ count: Int) -> Int {
-        let page = systemPageSize
-        return (count + page - 1) / page * page
+        // Cannot overflow: the reservation's length is a multiple of the page that fits in an
+        // `Int`, and every count here is at most that length.
+        guard let end = PageAlignment.alignUp(count, to: systemPageSize) else {
+            preconditionFailure("MmapKit: count \(count) exceeds the reservation")
+        }
+        return end
     }
 }

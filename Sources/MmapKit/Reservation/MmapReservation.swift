@@ -119,7 +119,7 @@ extension MmapReservation {
         sharing: MmapSharing = .shared
     ) throws(MmapError) {
         try checkCommittable(range)
-        guard fileOffset >= 0, fileOffset % Int64(systemPageSize) == 0 else {
+        guard fileOffset >= 0, PageAlignment.isAligned(fileOffset, to: Int64(systemPageSize)) else {
             throw .invalid(.commit, "file offset \(fileOffset) is not a non-negative multiple of the page size")
         }
         try Self.checkMappable(fileDescriptor)
@@ -198,7 +198,9 @@ extension MmapReservation {
             throw .outOfBounds(operation, "range \(range) is outside the \(region.count)-byte reservation")
         }
         let page = systemPageSize
-        guard !range.isEmpty, range.lowerBound % page == 0, range.upperBound % page == 0 else {
+        guard !range.isEmpty, PageAlignment.isAligned(range.lowerBound, to: page),
+            PageAlignment.isAligned(range.upperBound, to: page)
+        else {
             throw .invalid(operation, "range \(range) is empty or not aligned to the \(page)-byte page")
         }
     }

@@ -26,7 +26,7 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
     ///   `ftruncate`, `fcntl` or `mmap`. Nothing stays mapped or open on failure.
     public init(capacity: Int) throws(MmapError) {
         let page = systemPageSize
-        guard capacity > 0, capacity % page == 0, capacity <= Int.max / 2 else {
+        guard capacity > 0, PageAlignment.isAligned(capacity, to: page), capacity <= Int.max / 2 else {
             throw .invalid(.map, "ring capacity \(capacity) is not a positive multiple of the \(page)-byte page")
         }
         var fd: CInt = -1
