@@ -1,4 +1,3 @@
-internal import CMmapShim
 internal import Glibc
 
 // MARK: - Advice

@@ -21,6 +21,11 @@ internal struct ViewStorage: @unchecked Sendable {
         self.count = region.count
     }
 
+    /// The window's bytes as a buffer (empty with a nil base for an empty mapping).
+    ///
+    /// - Precondition: the caller uses the buffer only while the view holding this storage is
+    ///   alive and borrowed (mutably borrowed to write), and does not keep it.
+    @unsafe
     @inlinable
     internal var buffer: UnsafeMutableRawBufferPointer {
         unsafe UnsafeMutableRawBufferPointer(start: start, count: count)
