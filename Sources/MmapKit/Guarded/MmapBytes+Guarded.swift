@@ -1,6 +1,7 @@
 // Guarded access: reads and writes that turn a SIGBUS (a page the file no longer backs, after
 // truncation, an I/O error, or a full disk behind a sparse file) into an `MmapError` with code
-// `fault`, instead of killing the process. Bounds are checked first. Spans and
+// `fault`, instead of killing the process. Bounds are checked first, by the handle's
+// `_checkGuardedAccess` (a reservation also refuses uncommitted bytes there). Spans and
 // `withUnsafeBytes` stay unguarded: only these calls are protected.
 //
 // The public methods are inlinable generic shells, so they specialize in the caller; the
@@ -23,7 +24,8 @@ extension MmapBytes where Self: ~Copyable {
     @inlinable
     public func guardedLoad<T: BitwiseCopyable>(fromByteOffset offset: Int = 0, as type: T.Type) throws(MmapError) -> T
     {
-        try unsafe withUnsafeBytes { (buffer) throws(MmapError) -> T in
+        try _checkGuardedAccess(offset: offset, length: MemoryLayout<T>.size)
+        return try unsafe withUnsafeBytes { (buffer) throws(MmapError) -> T in
             try unsafe withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { (value) throws(MmapError) -> T in
                 let out = unsafe UnsafeMutableRawPointer(value.baseAddress.unsafelyUnwrapped)
                 try unsafe _guardedLoad(buffer, offset, MemoryLayout<T>.size, out)
@@ -44,6 +46,7 @@ extension MmapBytes where Self: ~Copyable {
     ///   unspecified (`memcpy` does not copy in order).
     @inlinable
     public func guardedCopyBytes(fromByteOffset offset: Int, into destination: inout MutableRawSpan) throws(MmapError) {
+        try _checkGuardedAccess(offset: offset, length: destination.byteCount)
         try unsafe withUnsafeBytes { (buffer) throws(MmapError) in
             try unsafe destination.withUnsafeMutableBytes { (target) throws(MmapError) in
                 try unsafe _guardedCopy(from: buffer, offset, into: target)
@@ -59,7 +62,8 @@ extension MmapBytes where Self: ~Copyable {
     /// - Complexity: O(`range.count`).
     @inlinable
     public func guardedBytes(_ range: Range<Int>) throws(MmapError) -> [UInt8] {
-        try unsafe withUnsafeBytes { (buffer) throws(MmapError) -> [UInt8] in
+        try _checkGuardedAccess(offset: range.lowerBound, length: range.count)
+        return try unsafe withUnsafeBytes { (buffer) throws(MmapError) -> [UInt8] in
             try unsafe _guardedArray(buffer, range)
         }
     }
@@ -71,8 +75,10 @@ extension MmapBytes where Self: ~Copyable {
     /// - Throws: ``MmapError/Code/outOfBounds`` or ``MmapError/Code/fault``.
     @inlinable
     public func guardedPrefault(range: Range<Int>? = nil) throws(MmapError) {
+        let range = range ?? 0..<count
+        try _checkGuardedAccess(offset: range.lowerBound, length: range.count)
         try unsafe withUnsafeBytes { (buffer) throws(MmapError) in
-            try unsafe _guardedPrefault(buffer, range ?? 0..<buffer.count)
+            try unsafe _guardedPrefault(buffer, range)
         }
     }
 }
@@ -88,6 +94,7 @@ extension MutableMmapBytes where Self: ~Copyable {
     /// - Throws: ``MmapError/Code/outOfBounds`` (nothing is written) or ``MmapError/Code/fault``.
     @inlinable
     public mutating func guardedStore<T: BitwiseCopyable>(_ value: T, toByteOffset offset: Int) throws(MmapError) {
+        try _checkGuardedAccess(offset: offset, length: MemoryLayout<T>.size)
         try unsafe withUnsafeMutableBytes { (buffer) throws(MmapError) in
             var value = value
             try unsafe Swift.withUnsafeBytes(of: &value) { (bytes) throws(MmapError) in
@@ -106,6 +113,7 @@ extension MutableMmapBytes where Self: ~Copyable {
     ///   ``MmapError/faultOffset``'s page may have been written, in no particular order.
     @inlinable
     public mutating func guardedStoreBytes(_ source: RawSpan, toByteOffset offset: Int) throws(MmapError) {
+        try _checkGuardedAccess(offset: offset, length: source.byteCount)
         try unsafe withUnsafeMutableBytes { (buffer) throws(MmapError) in
             try unsafe source.withUnsafeBytes { (bytes) throws(MmapError) in
                 try unsafe _guardedStore(buffer, offset, bytes)
@@ -113,4 +121,18 @@ extension MutableMmapBytes where Self: ~Copyable {
         }
     }
 
+    /// Copies the bytes of `bytes` into the bytes at `offset`, turning a `SIGBUS` into an
+    /// error: the writing counterpart of ``MmapBytes/guardedBytes(_:)``.
+    ///
+    /// - Parameters:
+    ///   - bytes: The bytes to write.
+    ///   - offset: Where the first byte goes.
+    /// - Throws: ``MmapError/Code/outOfBounds`` (nothing is written) or
+    ///   ``MmapError/Code/fault``; after a fault any of the bytes before
+    ///   ``MmapError/faultOffset``'s page may have been written, in no particular order.
+    /// - Complexity: O(`bytes.count`).
+    @inlinable
+    public mutating func guardedStoreBytes(_ bytes: [UInt8], toByteOffset offset: Int) throws(MmapError) {
+        try unsafe guardedStoreBytes(bytes.span.bytes, toByteOffset: offset)
+    }
 }

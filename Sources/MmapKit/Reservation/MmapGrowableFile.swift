@@ -114,6 +114,35 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
         try dataSync(fd)
     }
 
+    /// Calls `body` with a pointer to the mapped bytes (``count`` of them), valid only during
+    /// the call.
+    ///
+    /// The pointer never changes (see ``baseAddress``), but reading past what the file holds
+    /// now (another process may have truncated it) raises `SIGBUS`: use the guarded reads
+    /// (``MmapBytes/guardedLoad(fromByteOffset:as:)`` and the rest) where that can happen.
+    ///
+    /// - Parameter body: A closure that reads the bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public func withUnsafeBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeRawBufferPointer(start: reservation.base, count: mappedCount))
+    }
+
+    /// Calls `body` with a mutable pointer to the mapped bytes, valid only during the call.
+    ///
+    /// As ``withUnsafeBytes(_:)``: writes past what the file holds now raise `SIGBUS`.
+    ///
+    /// - Parameter body: A closure that reads and writes the bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public mutating func withUnsafeMutableBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeMutableRawBufferPointer(start: reservation.base, count: mappedCount))
+    }
+
     /// `count` (at most the reservation's length) rounded up to the page.
     private static func pageEnd(_ count: Int) -> Int {
         // Cannot overflow: the reservation's length is a multiple of the page that fits in an

@@ -168,6 +168,46 @@ extension MmapReservation {
         return unsafe _overrideLifetime(span, mutating: &self)
     }
 
+    /// Calls `body` with a pointer to the whole reservation, valid only during the call.
+    ///
+    /// Only the bytes of ``committedRanges`` may be read: every other page is `PROT_NONE`, and
+    /// touching it raises `SIGSEGV`. Guarded access (``MmapBytes/guardedLoad(fromByteOffset:as:)``
+    /// and the rest) checks that for you, and refuses uncommitted bytes with
+    /// ``MmapError/Code/outOfBounds`` before anything is read.
+    ///
+    /// - Parameter body: A closure that reads committed bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public func withUnsafeBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeRawBufferPointer(start: base, count: region.count))
+    }
+
+    /// Calls `body` with a mutable pointer to the whole reservation, valid only during the call.
+    ///
+    /// Only the bytes of ``committedRanges`` may be read or written (see ``withUnsafeBytes(_:)``).
+    ///
+    /// - Parameter body: A closure that reads and writes committed bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public mutating func withUnsafeMutableBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeMutableRawBufferPointer(start: base, count: region.count))
+    }
+
+    /// Not API: a guarded access must lie inside committed memory (checked before anything is
+    /// read or written; see ``MmapBytes/_checkGuardedAccess(offset:length:)``).
+    ///
+    /// - Throws: ``MmapError/Code/outOfBounds`` when any byte is outside the reservation or not
+    ///   committed.
+    public func _checkGuardedAccess(offset: Int, length: Int) throws(MmapError) {
+        try _checkGuardedBounds(offset, length, region.count)
+        guard isCommitted(offset..<(offset + length)) else {
+            throw .outOfBounds(.access, "\(length) bytes at offset \(offset) are not inside committed memory")
+        }
+    }
 }
 
 // MARK: - Validation and bookkeeping

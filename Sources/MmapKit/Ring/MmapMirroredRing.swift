@@ -36,6 +36,9 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
     /// The ring's size in bytes.
     public var capacity: Int { region.count }
 
+    /// The ring's size in bytes: ``capacity`` (for ``MmapBytes``).
+    public var count: Int { region.count }
+
     /// A contiguous window of `count` bytes starting at ring offset `offset`, across the end of
     /// the ring if need be.
     ///
@@ -73,6 +76,40 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
                 "a window of \(count) bytes at \(offset) does not fit a \(region.count)-byte ring"
             )
         }
+    }
+
+    /// Calls `body` with a pointer to the whole mirrored mapping, valid only during the call:
+    /// `2 * capacity` bytes, where byte `i + capacity` is byte `i`, so that any window of up to
+    /// ``capacity`` bytes that starts in the ring is contiguous.
+    ///
+    /// - Parameter body: A closure that reads the bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public func withUnsafeBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeRawBufferPointer(start: address(0), count: region.mappedLength))
+    }
+
+    /// Calls `body` with a mutable pointer to the whole mirrored mapping (`2 * capacity` bytes;
+    /// see ``withUnsafeBytes(_:)``), valid only during the call.
+    ///
+    /// - Parameter body: A closure that reads and writes the bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public mutating func withUnsafeMutableBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeMutableRawBufferPointer(start: address(0), count: region.mappedLength))
+    }
+
+    /// Not API: a guarded access is a window as ``bytes(from:count:)`` takes: it starts in the
+    /// ring and is at most ``capacity`` bytes long, across the end of the ring if need be.
+    ///
+    /// - Throws: ``MmapError/Code/outOfBounds`` for an offset outside the ring or a length
+    ///   larger than the capacity.
+    public func _checkGuardedAccess(offset: Int, length: Int) throws(MmapError) {
+        try check(offset, length)
     }
 
     /// The address of ring offset `offset`.
