@@ -101,9 +101,8 @@ int CMmapShim_memlockLimit(uint64_t *bytes);
 
 // MARK: - Guarded access (guard.c)
 
-/// Installs MmapKit's SIGBUS handler once (later calls only return the first result).
-/// Returns 0 or the errno of sigaction(2).
-int CMmapShim_guardInstall(void);
+// Each guarded call installs MmapKit's SIGBUS handler on first use (once per process) and
+// returns the errno of sigaction(2) if that failed.
 /// memcpy(destination, source, length) with SIGBUS guarded in [armed, armed + armedLength)
 /// (the mapped side). Returns 0, EFAULT with `*faultAddress` set when a page in the armed range
 /// faulted, or the install error.
