@@ -16,7 +16,7 @@ SYMBOL_GRAPHS := .build-docs/symbol-graphs
 FUZZ_SECONDS ?= 60
 FUZZ_WORK    := .build-fuzz-corpus
 
-.PHONY: help build snippets test test-debug test-release test-tools model-long oracles check check-c check-sanitizers lint format clean run bench tool \
+.PHONY: help build snippets test test-debug test-release test-tools model-long oracles check check-c check-sanitizers lint lint-chokepoint format clean run bench tool \
 	install uninstall docs fuzz
 
 help:
@@ -31,7 +31,7 @@ help:
 	@echo "make install       install libMmapKit.{so,a}, the module and mmapkit.pc (PREFIX=$(PREFIX), DESTDIR)"
 	@echo "make uninstall     remove exactly what make install recorded in its manifest"
 	@echo "make docs          build the DocC site into $(DOCS_OUT)/ (warnings are errors)"
-	@echo "make lint          swift format lint --strict"
+	@echo "make lint          no shim calls outside Sources/MmapKit/Internals; swift format lint --strict"
 	@echo "make format        swift format in place"
 	@echo "make clean         remove build output"
 
@@ -87,9 +87,21 @@ check-c:
 		gcc -std=gnu11 -D_GNU_SOURCE $(C_WARNINGS) -ISources/CMmapShim/include -c $$f -o /dev/null || exit 1; \
 	done
 
-lint:
+# The syscall chokepoint (design: "No public type calls the shim directly"): only
+# Sources/MmapKit/Internals may name the shim (CMmapShim_*) or its Swift wrappers (system_*).
+CHOKEPOINT_PATTERN := (CMmapShim_|system_)
+
+lint: lint-chokepoint
 	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests Tools/Package.swift Tools/Sources Tools/Benchmarks \
 		Fuzz/Package.swift Fuzz/Sources Examples
+
+lint-chokepoint:
+	@hits=$$(grep -rnE '$(CHOKEPOINT_PATTERN)' --include='*.swift' Sources/MmapKit | grep -v '^Sources/MmapKit/Internals/'); \
+	if [ -n "$$hits" ]; then \
+		echo "$$hits" | sed -E 's/^([^:]+:[0-9]+):.*$$/\1: error: names the shim outside Sources\/MmapKit\/Internals (call an Internals helper instead)/'; \
+		echo "make: $$(echo "$$hits" | wc -l) shim reference(s) outside Sources/MmapKit/Internals"; \
+		exit 1; \
+	fi
 
 format:
 	$(SWIFT) format --in-place --recursive --parallel Package.swift Sources Tests Tools/Package.swift Tools/Sources Tools/Benchmarks \

@@ -81,7 +81,9 @@ static void install(void) {
     if (sigaction(SIGBUS, &action, &previousAction) != 0) atomic_store(&installError, errno);
 }
 
-int CMmapShim_guardInstall(void) {
+/// Installs MmapKit's SIGBUS handler once (later calls only return the first result).
+/// Returns 0 or the errno of sigaction(2).
+static int guardInstall(void) {
     pthread_once(&installOnce, install);
     return atomic_load(&installError);
 }
@@ -90,7 +92,7 @@ int CMmapShim_guardInstall(void) {
 // stores the faulting address and returns EFAULT.
 #define GUARDED(low_, length_, faultAddress_, ACCESS)                                   \
     do {                                                                                \
-        int installResult = CMmapShim_guardInstall();                                   \
+        int installResult = guardInstall();                                             \
         if (installResult != 0) return installResult;                                   \
         sigjmp_buf jump;                                                                \
         GuardScope scope;                                                               \

@@ -19,7 +19,6 @@
 
 _Static_assert(sizeof(off_t) == 8, "MmapKit maps 64-bit file offsets; off_t must be 64 bits");
 _Static_assert(sizeof(size_t) == 8, "MmapKit supports 64-bit Linux only");
-_Static_assert(EOVERFLOW == 75, "CMmapShim_alignUp hard-codes EOVERFLOW");
 
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03

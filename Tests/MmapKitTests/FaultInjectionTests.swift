@@ -185,6 +185,22 @@ let faultScenarios: [FaultScenario] = [
         let queue = try MmapByteQueue(capacity: f.page)
         _ = queue.count
     },
+    FaultScenario("guarded access on a growable file, a reservation and a ring") { f throws(MmapError) in
+        try f.withDescriptor(f.data) { fd throws(MmapError) in
+            var file = try MmapGrowableFile(fileDescriptor: fd, capacity: 16 * f.page)
+            try file.grow(to: 5 * f.page, allocate: false)
+            try file.guardedStoreBytes([1, 2, 3], toByteOffset: 4 * f.page)
+            _ = try file.guardedBytes(0..<10)
+            try file.guardedPrefault()
+            var reservation = try MmapReservation(count: 8 * f.page)
+            try reservation.commit(0..<f.page, fileDescriptor: fd, fileOffset: 0)
+            try reservation.guardedStore(UInt32(1), toByteOffset: 8)
+            _ = try reservation.guardedLoad(fromByteOffset: 8, as: UInt32.self)
+            var ring = try MmapMirroredRing(capacity: f.page)
+            try ring.guardedStoreBytes([1, 2, 3], toByteOffset: f.page - 1)
+            _ = try ring.guardedBytes((f.page - 1)..<(f.page + 2))
+        }
+    },
     FaultScenario("guarded access and advice probes") { f throws(MmapError) in
         var map = try MutableMmap(path: f.data)
         try map.guardedStore(UInt32(1), toByteOffset: 0)

@@ -211,10 +211,10 @@ let hostileRows: [HostileRow] = [
         )
     },
     HostileRow("MAP_SYNC on a regular file", fails(.unsupported, EOPNOTSUPP)) { f throws(MmapError) in
-        _ = try MutableMmap(fileDescriptor: f.readWrite, options: MmapOptions().sync())
+        _ = try MutableMmap(fileDescriptor: f.readWrite, options: MmapOptions().mapSync())
     },
     HostileRow("MAP_SYNC on a private mapping", fails(.invalidArgument, 0)) { f throws(MmapError) in
-        _ = try MutableMmap(fileDescriptor: f.readWrite, sharing: .private, options: MmapOptions().sync())
+        _ = try MutableMmap(fileDescriptor: f.readWrite, sharing: .private, options: MmapOptions().mapSync())
     },
     HostileRow("initial advice that fails after mapping (populate past the end)", fails(.fault, EFAULT)) {
         f throws(MmapError) in

@@ -15,8 +15,8 @@ extension MmapKitTests {
                 var stack = try MutableMmap(anonymous: 1 << 20, options: .init().stack().noReserve())
                 var bytes = stack.mutableBytes
                 bytes.storeBytes(of: 1, toByteOffset: (1 << 20) - 1, as: UInt8.self)
-                let flags = MmapOptions().populate().noReserve().stack().lock().sync().advice(.random)
-                #expect(flags.populate && flags.noReserve && flags.stack && flags.lock && flags.sync)
+                let flags = MmapOptions().populate().noReserve().stack().lock().mapSync().advice(.random)
+                #expect(flags.populate && flags.noReserve && flags.stack && flags.lock && flags.mapSync)
                 #expect(flags.advice == .random)
             }
         }
@@ -95,14 +95,14 @@ extension MmapKitTests {
             let path = directory.makeFile("data", count: 4096)
             expectNoLeaks {
                 let error = expectMmapError(.unsupported, errno: EOPNOTSUPP) { () throws(MmapError) in
-                    _ = try MutableMmap(path: path, options: .init().sync())
+                    _ = try MutableMmap(path: path, options: .init().mapSync())
                 }
                 #expect(error?.description.contains("EOPNOTSUPP") == true)
                 expectMmapError(.invalidArgument) { () throws(MmapError) in
-                    _ = try MutableMmap(path: path, sharing: .private, options: .init().sync())
+                    _ = try MutableMmap(path: path, sharing: .private, options: .init().mapSync())
                 }
                 expectMmapError(.invalidArgument) { () throws(MmapError) in
-                    _ = try MutableMmap(anonymous: 4096, options: .init().sync())
+                    _ = try MutableMmap(anonymous: 4096, options: .init().mapSync())
                 }
             }
         }

@@ -165,9 +165,15 @@ extension MmapKitTests {
         @Test func badSplitAndRestrictArgumentsAreErrors() throws {
             try expectNoLeaks { () throws(MmapError) in
                 var view = try Mmap(path: directory.makeFile("data", count: 100)).share()
-                expectMmapError(.outOfBounds) { () throws(MmapError) in _ = try view.split(at: 101) }
+                let split = expectMmapError(.outOfBounds) { () throws(MmapError) in _ = try view.split(at: 101) }
+                #expect(split?.operation == .split)
+                #expect(split?.description.hasPrefix("split: ") == true)
                 expectMmapError(.outOfBounds) { () throws(MmapError) in _ = try view.split(at: -1) }
-                expectMmapError(.outOfBounds) { () throws(MmapError) in try view.restrict(to: 50..<101) }
+                let restrict = expectMmapError(.outOfBounds) { () throws(MmapError) in
+                    try view.restrict(to: 50..<101)
+                }
+                #expect(restrict?.operation == .restrict)
+                #expect(restrict?.description.hasPrefix("restrict: ") == true)
                 expectMmapError(.outOfBounds) { () throws(MmapError) in try view.restrict(to: -1..<5) }
                 expectMmapError(.outOfBounds) { () throws(MmapError) in try view.advise(.willNeed, range: 0..<101) }
                 let empty = try view.split(at: 100)

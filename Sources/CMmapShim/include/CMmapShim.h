@@ -18,26 +18,10 @@
 extern "C" {
 #endif
 
-// MARK: - Page size and alignment
+// MARK: - Page size
 
 /// The system page size in bytes, read once with sysconf(_SC_PAGESIZE) and cached.
 size_t CMmapShim_pageSize(void);
-
-/// `value` rounded down to a multiple of `alignment` (a power of two).
-static inline uint64_t CMmapShim_alignDown(uint64_t value, uint64_t alignment) {
-    return value & ~(alignment - 1);
-}
-
-/// `value` rounded up to a multiple of `alignment` (a power of two) into `*result`;
-/// returns 0, or EOVERFLOW when the rounded value does not fit in `maximum`.
-static inline int CMmapShim_alignUp(uint64_t value, uint64_t alignment, uint64_t maximum, uint64_t *result) {
-    uint64_t rounded;
-    if (__builtin_add_overflow(value, alignment - 1, &rounded)) return 75; // EOVERFLOW
-    rounded &= ~(alignment - 1);
-    if (rounded > maximum) return 75;
-    *result = rounded;
-    return 0;
-}
 
 // MARK: - Constants Swift cannot import (_GNU_SOURCE or macro expressions)
 
@@ -117,9 +101,8 @@ int CMmapShim_memlockLimit(uint64_t *bytes);
 
 // MARK: - Guarded access (guard.c)
 
-/// Installs MmapKit's SIGBUS handler once (later calls only return the first result).
-/// Returns 0 or the errno of sigaction(2).
-int CMmapShim_guardInstall(void);
+// Each guarded call installs MmapKit's SIGBUS handler on first use (once per process) and
+// returns the errno of sigaction(2) if that failed.
 /// memcpy(destination, source, length) with SIGBUS guarded in [armed, armed + armedLength)
 /// (the mapped side). Returns 0, EFAULT with `*faultAddress` set when a page in the armed range
 /// faulted, or the install error.

@@ -85,10 +85,15 @@ extension MmapError {
         public static let dataSync = Operation(16)
         /// Duplicating a descriptor that MmapKit keeps (`fcntl(F_DUPFD_CLOEXEC)`).
         public static let duplicate = Operation(17)
+        /// Splitting a view in two (`split(at:)`); no system call is made.
+        public static let split = Operation(18)
+        /// Narrowing a view to a subrange (`restrict(to:)`); no system call is made.
+        public static let restrict = Operation(19)
 
         private static let names = [
             "mmap", "munmap", "mprotect", "msync", "madvise", "mlock", "munlock", "mremap", "mincore", "open",
             "fstat", "grow", "access", "memfd", "commit", "decommit", "fdatasync", "dup",
+            "split", "restrict",
         ]
 
         /// The system call's name, e.g. `"mmap"`.

@@ -26,7 +26,7 @@ public enum _MmapDiagnostics {
         guard destination.count > 0 else { return nil }
         var fault: UnsafeMutableRawPointer? = nil
         let length = destination.count
-        let error = unsafe CMmapShim_guardedCopy(destination.baseAddress, source, length, source, length, &fault)
+        let error = unsafe system_guardedCopy(destination.baseAddress, source, length, source, length, &fault)
         precondition(error == 0 || error == EFAULT, "MmapKit: cannot install the SIGBUS guard (errno \(error))")
         return unsafe fault.map { UInt(bitPattern: $0) }
     }
@@ -41,7 +41,7 @@ public enum _MmapDiagnostics {
         guard source.count > 0 else { return nil }
         var fault: UnsafeMutableRawPointer? = nil
         let length = source.count
-        let error = unsafe CMmapShim_guardedCopy(destination, source.baseAddress, length, destination, length, &fault)
+        let error = unsafe system_guardedCopy(destination, source.baseAddress, length, destination, length, &fault)
         precondition(error == 0 || error == EFAULT, "MmapKit: cannot install the SIGBUS guard (errno \(error))")
         return unsafe fault.map { UInt(bitPattern: $0) }
     }

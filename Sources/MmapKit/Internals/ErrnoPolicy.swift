@@ -76,6 +76,24 @@ extension MmapError {
         return MmapError(operation, code, errno: errno, message)
     }
 
+    /// Throws the error for `error`, a result of the syscall chokepoint, unless it is 0: the one
+    /// way a failed call becomes an ``MmapError`` (through ``system(_:errno:_:)``, so the
+    /// errno policy applies). Call sites that do more than throw (repair, retry, a clearer
+    /// message for one errno) test the result themselves.
+    ///
+    /// - Parameters:
+    ///   - error: What the shim returned: 0, or the errno captured right after the call.
+    ///   - operation: The failing operation.
+    ///   - context: What was being done; built only on failure.
+    @inline(__always)
+    internal static func check(
+        _ error: CInt,
+        _ operation: Operation,
+        _ context: @autoclosure () -> String
+    ) throws(MmapError) {
+        guard error == 0 else { throw .system(operation, errno: error, context()) }
+    }
+
     /// An argument MmapKit rejected itself; no system call was made.
     internal static func invalid(_ operation: Operation, _ message: String) -> MmapError {
         MmapError(operation, .invalidArgument, message)

@@ -14,11 +14,8 @@ internal func withOpenFile<R>(
         throw .invalid(.open, "path \(path.debugDescription) contains a NUL byte, which no file name can hold")
     }
     var fd: CInt = -1
-    let error = system_open(path, flags | O_NONBLOCK, 0, &fd)
-    guard error == 0 else {
-        throw .system(.open, errno: error, "cannot open '\(path)'")
-    }
+    try MmapError.check(system_open(path, flags | O_NONBLOCK, 0, &fd), .open, "cannot open '\(path)'")
     // A close error after a successful map changes nothing for the mapping.
-    defer { _ = system_close(fd) }
+    defer { closeDescriptor(fd) }
     return try body(fd)
 }

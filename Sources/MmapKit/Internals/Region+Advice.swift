@@ -1,4 +1,3 @@
-internal import CMmapShim
 internal import Glibc
 
 // MARK: - Advice
@@ -59,10 +58,13 @@ extension Region {
     /// ends when `reach` allows it, as offsets from `base`; nil when there are none.
     internal func pagesInside(_ range: Range<Int>, reach: AdviceReach) -> Range<Int>? {
         let endsAreOurs = reach == .inheritance || !isSharedFile
-        let first = range.lowerBound == 0 && endsAreOurs ? 0 : Int(alignUp(offsetInPage + range.lowerBound))
+        // Cannot overflow: every offset here is at most mappedLength, a multiple of the alignment.
+        let first =
+            range.lowerBound == 0 && endsAreOurs
+            ? 0 : PageAlignment.alignUp(offsetInPage + range.lowerBound, to: alignment)!
         let end =
             range.upperBound == count && endsAreOurs
-            ? mappedLength : Int(CMmapShim_alignDown(UInt64(offsetInPage + range.upperBound), UInt64(alignment)))
+            ? mappedLength : PageAlignment.alignDown(offsetInPage + range.upperBound, to: alignment)
         return first < end ? first..<end : nil
     }
 
@@ -213,11 +215,6 @@ extension Region {
         return unsafe address + good * page  // the prefix of `bad` = `good + 1` pages fails
     }
 
-    private func alignUp(_ offset: Int) -> UInt64 {
-        // Cannot overflow: offset <= mappedLength, which is a multiple of the alignment.
-        CMmapShim_alignDown(UInt64(offset) + UInt64(alignment) - 1, UInt64(alignment))
-    }
-
     /// Whether the kernel accepts `advice`, asked on scratch anonymous memory (private, or
     /// shared when `shared`): the 2 MiB-aligned window inside a 4 MiB no-reserve mapping, with
     /// one byte touched, because MADV_COLLAPSE refuses anything but populated, aligned
@@ -232,8 +229,9 @@ extension Region {
         else { return false }
         defer { region.unmapDiscardingError() }
         _ = unsafe system_munlock(base, region.mappedLength)  // mlockall(MCL_FUTURE) would lock it
+        // Cannot overflow: the mapping ends below the top of the address space.
         let address = UInt(bitPattern: base)
-        let aligned = unsafe base + Int((address + UInt(window) - 1) & ~UInt(window - 1) - address)
+        let aligned = unsafe base + Int(PageAlignment.alignUp(address, to: UInt(window))! - address)
         unsafe aligned.storeBytes(of: 1, as: UInt8.self)
         return unsafe system_madvise(aligned, window, advice) == 0
     }

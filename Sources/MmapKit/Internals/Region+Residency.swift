@@ -1,6 +1,3 @@
-internal import CMmapShim
-internal import Glibc
-
 // MARK: - Residency
 
 extension Region {
@@ -15,7 +12,7 @@ extension Region {
         guard !range.isEmpty, let base = unsafe base else {
             return MmapResidency(pageSize: pageSize, vector: [])
         }
-        let first = Int(CMmapShim_alignDown(UInt64(offsetInPage + range.lowerBound), UInt64(pageSize)))
+        let first = PageAlignment.alignDown(offsetInPage + range.lowerBound, to: pageSize)
         let length = offsetInPage + range.upperBound - first
         let pages = (length + pageSize - 1) / pageSize
         guard pages <= Region.maximumResidencyPages else {
@@ -30,9 +27,7 @@ extension Region {
             error = unsafe system_mincore(base + first, length, buffer.baseAddress.unsafelyUnwrapped)
             initialized = error == 0 ? pages : 0
         }
-        guard error == 0 else {
-            throw .system(.residency, errno: error, "cannot read the residency of bytes \(range)")
-        }
+        try MmapError.check(error, .residency, "cannot read the residency of bytes \(range)")
         return MmapResidency(pageSize: pageSize, vector: vector)
     }
 }

@@ -1,4 +1,3 @@
-internal import CMmapShim
 internal import Glibc
 
 // MARK: - Remapping and growth
@@ -31,7 +30,7 @@ extension Region {
         }
         if newLength != mappedLength {
             var address: UnsafeMutableRawPointer? = nil
-            let flags = mayMove ? CMmapShim_MREMAP_MAYMOVE : 0
+            let flags = mayMove ? system_MREMAP_MAYMOVE : 0
             let error = unsafe system_mremap(base, mappedLength, newLength, flags, &address)
             guard error == 0, let address = unsafe address else {
                 throw Region.remapError(error, from: count, to: newCount, mayMove: mayMove)
@@ -89,19 +88,7 @@ extension Region {
         guard !overflow else {
             throw .invalid(.grow, "offset \(fileOffset) + count \(newCount) overflows a 64-bit file offset")
         }
-        var size: Int64 = 0
-        var type: CUnsignedInt = 0
-        var error = system_fstat(fd, &size, &type)
-        guard error == 0 else { throw .system(.stat, errno: error, "cannot read the size of descriptor \(fd)") }
-        guard mode_t(type) == S_IFREG else {
-            throw MmapError(.grow, .notMappable, errno: ENODEV, "descriptor \(fd) is not a regular file")
-        }
-        if size < end {
-            error = allocate ? system_fallocate(fd, size, end - size) : system_ftruncate(fd, end)
-            guard error == 0 else {
-                throw .system(.grow, errno: error, "cannot extend descriptor \(fd) from \(size) to \(end) bytes")
-            }
-        }
+        try extendFile(fd, to: end, allocate: allocate)
         guard newCount > count else { return }
         guard unsafe base != nil else {
             return try mapFresh(count: newCount, fileDescriptor: fd, protection: protection)
@@ -111,14 +98,15 @@ extension Region {
 
     /// Maps `newCount` bytes of `fd` into an empty region, with the options it was made with.
     private mutating func mapFresh(count newCount: Int, fileDescriptor fd: CInt, protection: CInt) throws(MmapError) {
-        let alignedOffset = Int64(CMmapShim_alignDown(UInt64(fileOffset), UInt64(alignment)))
+        let alignedOffset = PageAlignment.alignDown(fileOffset, to: Int64(alignment))
         let offsetInPage = Int(fileOffset - alignedOffset)
         let length = try Region.roundedLength(offsetInPage: offsetInPage, count: newCount, alignment: alignment)
         var address: UnsafeMutableRawPointer? = nil
-        let error = unsafe system_mmap(nil, length, protection, flags, fd, alignedOffset, &address)
-        guard error == 0, let address = unsafe address else {
-            throw .system(.map, errno: error, "cannot map \(newCount) bytes of descriptor \(fd)")
-        }
+        try MmapError.check(
+            unsafe system_mmap(nil, length, protection, flags, fd, alignedOffset, &address),
+            .map,
+            "cannot map \(newCount) bytes of descriptor \(fd)"
+        )
         let grown = unsafe Region(
             base: address,
             mappedLength: length,
@@ -136,7 +124,6 @@ extension Region {
     /// `msync(MS_SYNC)` of the whole mapping, then `fdatasync(fd)`.
     internal func flush(dataSyncing fd: CInt) throws(MmapError) {
         try flush(range: 0..<count, synchronous: true)
-        let error = system_fdatasync(fd)
-        guard error == 0 else { throw .system(.dataSync, errno: error, "fdatasync of descriptor \(fd) failed") }
+        try dataSync(fd)
     }
 }

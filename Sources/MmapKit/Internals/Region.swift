@@ -1,4 +1,3 @@
-internal import CMmapShim
 internal import Glibc
 
 /// The one implementation behind every handle: a mapping's address, lengths and alignment.
@@ -41,7 +40,7 @@ internal struct Region: @unchecked Sendable {
         alignment: Int,
         fileOffset: Int64,
         flags: CInt,
-        options: MmapOptions = MmapOptions()
+        options: MmapOptions
     ) {
         unsafe self.base = base
         self.mappedLength = mappedLength
@@ -55,10 +54,10 @@ internal struct Region: @unchecked Sendable {
 
     /// An empty region: nothing mapped.
     internal static func empty(
-        fileOffset: Int64 = 0,
-        flags: CInt = 0,
-        alignment: Int = systemPageSize,
-        options: MmapOptions = MmapOptions()
+        fileOffset: Int64,
+        flags: CInt,
+        alignment: Int,
+        options: MmapOptions
     ) -> Region {
         unsafe Region(
             base: nil,
@@ -80,6 +79,10 @@ internal struct Region: @unchecked Sendable {
     internal var isSharedFile: Bool { flags & MAP_SHARED != 0 && !isAnonymous }
 
     /// The first byte the user asked for; nil for an empty mapping.
+    ///
+    /// - Precondition: the caller reads or writes only `[start, start + count)`, and only while
+    ///   the region is mapped (its owning handle is alive and borrowed).
+    @unsafe
     @inlinable
     internal var start: UnsafeMutableRawPointer? {
         guard let base = unsafe base else { return nil }
@@ -87,6 +90,10 @@ internal struct Region: @unchecked Sendable {
     }
 
     /// The user's bytes as a buffer (empty with a nil base for an empty mapping).
+    ///
+    /// - Precondition: the caller uses the buffer only while the region is mapped (its owning
+    ///   handle is alive and borrowed; mutably borrowed to write), and does not keep it.
+    @unsafe
     @inlinable
     internal var buffer: UnsafeMutableRawBufferPointer {
         unsafe UnsafeMutableRawBufferPointer(start: start, count: count)
@@ -121,8 +128,8 @@ extension Region {
     ) throws(MmapError) -> Region {
         guard offset >= 0 else { throw .invalid(.map, "offset \(offset) is negative") }
         if let count, count < 0 { throw .invalid(.map, "count \(count) is negative") }
-        if options.sync && !shared {
-            throw .invalid(.map, "the sync (MAP_SYNC) option needs a shared mapping")
+        if options.mapSync && !shared {
+            throw .invalid(.map, "the mapSync (MAP_SYNC) option needs a shared mapping")
         }
 
         let length: Int
@@ -135,18 +142,13 @@ extension Region {
             let (_, overflow) = offset.addingReportingOverflow(Int64(count))
             if overflow { throw .invalid(.map, "offset \(offset) + count \(count) overflows a 64-bit file offset") }
         }
-        var flags = options.mapFlags
-        if options.sync {
-            flags |= CMmapShim_MAP_SHARED_VALIDATE | CMmapShim_MAP_SYNC
-        } else {
-            flags |= shared ? MAP_SHARED : MAP_PRIVATE
-        }
+        let flags = options.mapFlags(shared: shared, anonymous: false)
         let alignment = options.alignment
         guard length > 0 else {
             return .empty(fileOffset: offset, flags: flags, alignment: alignment, options: options)
         }
 
-        let alignedOffset = Int64(CMmapShim_alignDown(UInt64(offset), UInt64(alignment)))
+        let alignedOffset = PageAlignment.alignDown(offset, to: Int64(alignment))
         let offsetInPage = Int(offset - alignedOffset)
         if options.hugePages?.explicitPageSize != nil && offsetInPage != 0 {
             throw .invalid(.map, "offset \(offset) is not a multiple of the \(alignment)-byte huge page")
@@ -180,10 +182,10 @@ extension Region {
         options: MmapOptions
     ) throws(MmapError) -> Region {
         guard count >= 0 else { throw .invalid(.map, "count \(count) is negative") }
-        if options.sync { throw .invalid(.map, "the sync (MAP_SYNC) option needs a shared file mapping") }
+        if options.mapSync { throw .invalid(.map, "the mapSync (MAP_SYNC) option needs a shared file mapping") }
         let alignment = options.alignment
-        let flags = options.mapFlags | MAP_ANONYMOUS | (shared ? MAP_SHARED : MAP_PRIVATE)
-        guard count > 0 else { return .empty(flags: flags, alignment: alignment, options: options) }
+        let flags = options.mapFlags(shared: shared, anonymous: true)
+        guard count > 0 else { return .empty(fileOffset: 0, flags: flags, alignment: alignment, options: options) }
         let mappedLength = try roundedLength(offsetInPage: 0, count: count, alignment: alignment)
         var address: UnsafeMutableRawPointer? = nil
         let error = unsafe system_mmap(nil, mappedLength, PROT_READ | PROT_WRITE, flags, -1, 0, &address)
@@ -225,25 +227,22 @@ extension Region {
 
     /// The count from `offset` to the end of the file behind `fd`.
     private static func inferredCount(fileDescriptor fd: CInt, offset: Int64) throws(MmapError) -> Int {
-        var size: Int64 = 0
-        var type: CUnsignedInt = 0
-        let error = system_fstat(fd, &size, &type)
-        guard error == 0 else { throw .system(.stat, errno: error, "cannot read the size of descriptor \(fd)") }
-        switch mode_t(type) {
-        case S_IFREG:
+        let (size, kind) = try fileStatus(fd)
+        switch kind {
+        case .regular:
             break
-        case S_IFDIR:
+        case .directory:
             throw MmapError(
                 .map,
                 .notMappable,
                 errno: ENODEV,
                 "descriptor \(fd) is a directory, which cannot be mapped"
             )
-        case S_IFIFO:
+        case .fifo:
             throw MmapError(.map, .notMappable, errno: ENODEV, "descriptor \(fd) is a FIFO, which cannot be mapped")
-        case S_IFSOCK:
+        case .socket:
             throw MmapError(.map, .notMappable, errno: ENODEV, "descriptor \(fd) is a socket, which cannot be mapped")
-        default:
+        case .device, .other:
             // Devices report no size; mapping one needs an explicit count.
             throw .invalid(.map, "descriptor \(fd) is a device, which has no size; pass an explicit count")
         }
@@ -255,14 +254,11 @@ extension Region {
 
     /// `offsetInPage + count` rounded up to `alignment`, or an error when it does not fit in an `Int`.
     internal static func roundedLength(offsetInPage: Int, count: Int, alignment: Int) throws(MmapError) -> Int {
-        var rounded: UInt64 = 0
         let (sum, overflow) = offsetInPage.addingReportingOverflow(count)
-        guard !overflow,
-            unsafe CMmapShim_alignUp(UInt64(sum), UInt64(alignment), UInt64(Int.max), &rounded) == 0
-        else {
+        guard !overflow, let rounded = PageAlignment.alignUp(sum, to: alignment) else {
             throw .invalid(.map, "count \(count) is too large: rounded up to the page it exceeds Int.max")
         }
-        return Int(rounded)
+        return rounded
     }
 
     /// Applies the options that run after `mmap(2)`; on failure unmaps and throws.
@@ -300,10 +296,7 @@ extension Region {
     /// `vm.max_map_count`.
     internal mutating func unmap() throws(MmapError) {
         guard let base = unsafe base else { return }
-        let error = unsafe system_munmap(base, mappedLength)
-        guard error == 0 else {
-            throw .system(.unmap, errno: error, "cannot unmap \(mappedLength) bytes")
-        }
+        try MmapError.check(unsafe system_munmap(base, mappedLength), .unmap, "cannot unmap \(mappedLength) bytes")
         self = .empty(fileOffset: fileOffset, flags: flags, alignment: alignment, options: options)
     }
 
@@ -333,13 +326,18 @@ extension Region {
         }
     }
 
-    /// The page-aligned span covering `range` (already validated and non-empty): its address is
-    /// aligned down to the mapping's page, its length reaches the range's end.
+    /// The page-aligned span covering `range`: its address is aligned down to the mapping's
+    /// page, its length reaches the range's end.
+    ///
+    /// - Precondition: the region is not empty and `range` is non-empty and validated
+    ///   (``validate(_:_:)``); the caller passes the span only to calls that work on whole pages
+    ///   (it reaches bytes outside `range` in the first page) while the region is mapped.
+    @unsafe
     internal func pages(covering range: Range<Int>) -> (address: UnsafeMutableRawPointer, length: Int) {
         let base = unsafe base.unsafelyUnwrapped
-        let first = CMmapShim_alignDown(UInt64(offsetInPage + range.lowerBound), UInt64(alignment))
+        let first = PageAlignment.alignDown(offsetInPage + range.lowerBound, to: alignment)
         let end = offsetInPage + range.upperBound
-        return (unsafe base + Int(first), end - Int(first))
+        return (unsafe base + first, end - first)
     }
 }
 
@@ -349,10 +347,11 @@ extension Region {
     /// Changes the protection of the whole mapping (`mprotect(2)`).
     internal func protect(_ protection: CInt) throws(MmapError) {
         guard let base = unsafe base else { return }
-        let error = unsafe system_mprotect(base, mappedLength, protection)
-        guard error == 0 else {
-            throw .system(.protect, errno: error, "cannot change the protection of \(count) mapped bytes")
-        }
+        try MmapError.check(
+            unsafe system_mprotect(base, mappedLength, protection),
+            .protect,
+            "cannot change the protection of \(count) mapped bytes"
+        )
     }
 
     /// Changes the protection for a consuming conversion; on failure unmaps, then throws.
@@ -375,10 +374,11 @@ extension Region {
         try validate(range, .flush)
         guard !range.isEmpty else { return }
         let (address, length) = unsafe pages(covering: range)
-        let error = unsafe system_msync(address, length, synchronous ? MS_SYNC : MS_ASYNC)
-        guard error == 0 else {
-            throw .system(.flush, errno: error, "cannot flush bytes \(range) of the mapping")
-        }
+        try MmapError.check(
+            unsafe system_msync(address, length, synchronous ? MS_SYNC : MS_ASYNC),
+            .flush,
+            "cannot flush bytes \(range) of the mapping"
+        )
     }
 }
 
@@ -421,8 +421,7 @@ extension Region {
     /// populate of that one page says `EFAULT`. Pages past the end are always the mapping's last
     /// ones, so one page answers for the range without reading (or allocating) all of it.
     private func lastPageIsPastTheEnd(_ address: UnsafeMutableRawPointer, _ length: Int) -> Bool {
-        let page = systemPageSize
-        let last = (length - 1) / page * page
+        let last = PageAlignment.alignDown(length - 1, to: systemPageSize)
         return unsafe system_madvise(address + last, length - last, MmapAdvice.populateRead.rawValue) == EFAULT
     }
 
@@ -431,7 +430,6 @@ extension Region {
         try validate(range, .unlock)
         guard !range.isEmpty else { return }
         let (address, length) = unsafe pages(covering: range)
-        let error = unsafe system_munlock(address, length)
-        guard error == 0 else { throw .system(.unlock, errno: error, "cannot unlock \(length) bytes") }
+        try MmapError.check(unsafe system_munlock(address, length), .unlock, "cannot unlock \(length) bytes")
     }
 }

@@ -150,3 +150,73 @@ internal func system_addSeals(_ fd: CInt, _ seals: CInt) -> CInt {
 internal func system_dupCloexec(_ fd: CInt, _ duplicate: inout CInt) -> CInt {
     unsafe CMmapShim_dupCloexec(fd, &duplicate)
 }
+
+// MARK: - Constants Swift cannot import from Glibc
+
+/// `MREMAP_MAYMOVE` (`_GNU_SOURCE`).
+internal var system_MREMAP_MAYMOVE: CInt { CMmapShim_MREMAP_MAYMOVE }
+/// `MAP_HUGETLB`.
+internal var system_MAP_HUGETLB: CInt { CMmapShim_MAP_HUGETLB }
+/// `MAP_HUGE_SHIFT`: the shift of the huge page size's log2 in the `mmap(2)` flags.
+internal var system_MAP_HUGE_SHIFT: CInt { CMmapShim_MAP_HUGE_SHIFT }
+/// `MAP_SHARED_VALIDATE`.
+internal var system_MAP_SHARED_VALIDATE: CInt { CMmapShim_MAP_SHARED_VALIDATE }
+/// `MAP_SYNC`.
+internal var system_MAP_SYNC: CInt { CMmapShim_MAP_SYNC }
+/// `MFD_CLOEXEC`.
+internal var system_MFD_CLOEXEC: CInt { CMmapShim_MFD_CLOEXEC }
+/// `MFD_ALLOW_SEALING`.
+internal var system_MFD_ALLOW_SEALING: CInt { CMmapShim_MFD_ALLOW_SEALING }
+/// `F_SEAL_SHRINK`.
+internal var system_F_SEAL_SHRINK: CInt { CMmapShim_F_SEAL_SHRINK }
+/// `F_SEAL_GROW`.
+internal var system_F_SEAL_GROW: CInt { CMmapShim_F_SEAL_GROW }
+
+// MARK: - Guarded access (SIGBUS turned into EFAULT; see guard.c)
+
+/// `memcpy(destination, source, length)` with the SIGBUS guard armed on
+/// `[armed, armed + armedLength)`: 0, `EFAULT` with `fault` set, or the install error.
+@inline(__always)
+internal func system_guardedCopy(
+    _ destination: UnsafeMutableRawPointer?,
+    _ source: UnsafeRawPointer?,
+    _ length: Int,
+    _ armed: UnsafeRawPointer?,
+    _ armedLength: Int,
+    _ fault: inout UnsafeMutableRawPointer?
+) -> CInt {
+    unsafe CMmapShim_guardedCopy(destination, source, length, armed, armedLength, &fault)
+}
+
+/// Loads `size` bytes at `source` into `out` (one access for aligned 1, 2, 4 or 8 bytes), guarded.
+@inline(__always)
+internal func system_guardedLoad(
+    _ source: UnsafeRawPointer,
+    _ size: Int,
+    _ out: UnsafeMutableRawPointer,
+    _ fault: inout UnsafeMutableRawPointer?
+) -> CInt {
+    unsafe CMmapShim_guardedLoad(source, size, out, &fault)
+}
+
+/// Stores `size` bytes of `value` at `destination` (one access for aligned 1, 2, 4 or 8 bytes),
+/// guarded.
+@inline(__always)
+internal func system_guardedStore(
+    _ destination: UnsafeMutableRawPointer,
+    _ size: Int,
+    _ value: UnsafeRawPointer?,
+    _ fault: inout UnsafeMutableRawPointer?
+) -> CInt {
+    unsafe CMmapShim_guardedStore(destination, size, value, &fault)
+}
+
+/// Reads one byte of every page of `[address, address + length)`, guarded.
+@inline(__always)
+internal func system_guardedPrefault(
+    _ address: UnsafeRawPointer,
+    _ length: Int,
+    _ fault: inout UnsafeMutableRawPointer?
+) -> CInt {
+    unsafe CMmapShim_guardedPrefault(address, length, &fault)
+}

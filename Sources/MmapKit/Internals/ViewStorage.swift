@@ -21,6 +21,11 @@ internal struct ViewStorage: @unchecked Sendable {
         self.count = region.count
     }
 
+    /// The window's bytes as a buffer (empty with a nil base for an empty mapping).
+    ///
+    /// - Precondition: the caller uses the buffer only while the view holding this storage is
+    ///   alive and borrowed (mutably borrowed to write), and does not keep it.
+    @unsafe
     @inlinable
     internal var buffer: UnsafeMutableRawBufferPointer {
         unsafe UnsafeMutableRawBufferPointer(start: start, count: count)
@@ -32,7 +37,7 @@ internal struct ViewStorage: @unchecked Sendable {
     /// Keeps `[0, position)` here and returns the window `[position, count)`.
     internal mutating func split(at position: Int) throws(MmapError) -> ViewStorage {
         guard position >= 0, position <= count else {
-            throw .outOfBounds(.access, "split offset \(position) is outside the \(count)-byte view")
+            throw .outOfBounds(.split, "split offset \(position) is outside the \(count)-byte view")
         }
         var tail = self
         unsafe tail.start = start.map { unsafe $0 + position }
@@ -45,7 +50,7 @@ internal struct ViewStorage: @unchecked Sendable {
     /// Narrows the window to `subrange` of itself.
     internal mutating func restrict(to subrange: Range<Int>) throws(MmapError) {
         guard subrange.lowerBound >= 0, subrange.upperBound <= count else {
-            throw .outOfBounds(.access, "range \(subrange) is outside the \(count)-byte view")
+            throw .outOfBounds(.restrict, "range \(subrange) is outside the \(count)-byte view")
         }
         unsafe start = start.map { unsafe $0 + subrange.lowerBound }
         offset += subrange.lowerBound

@@ -1,6 +1,3 @@
-internal import CMmapShim
-internal import Glibc
-
 /// How a mapping is made: prefaulting, reservation, huge pages, locking and initial advice.
 ///
 /// The counterpart of memmap2's `MmapOptions`; the offset and count are arguments of the
@@ -29,7 +26,17 @@ public struct MmapOptions: Hashable, Sendable {
     /// that needs filesystem metadata is made durable before it returns. Only for shared file
     /// mappings of a DAX file; elsewhere the kernel refuses with `EOPNOTSUPP`, reported as
     /// ``MmapError/Code/unsupported``. Linux 4.15 or later.
-    public var sync: Bool = false
+    ///
+    /// This is a property of the mapping, not a flush: dirty pages still need
+    /// `flush()` (`msync(2)`) or CPU cache flushes to be durable.
+    public var mapSync: Bool = false
+
+    /// The former name of ``mapSync``, which read like flushing.
+    @available(*, deprecated, renamed: "mapSync")
+    public var sync: Bool {
+        get { mapSync }
+        set { mapSync = newValue }
+    }
 
     /// Options with every feature off: a plain mapping with ordinary pages.
     public init() {}
@@ -46,8 +53,11 @@ public struct MmapOptions: Hashable, Sendable {
     public func lock(_ enabled: Bool = true) -> MmapOptions { with { $0.lock = enabled } }
     /// These options with ``advice`` set.
     public func advice(_ advice: MmapAdvice?) -> MmapOptions { with { $0.advice = advice } }
-    /// These options with ``sync`` set.
-    public func sync(_ enabled: Bool = true) -> MmapOptions { with { $0.sync = enabled } }
+    /// These options with ``mapSync`` set (`MAP_SYNC`; see the property).
+    public func mapSync(_ enabled: Bool = true) -> MmapOptions { with { $0.mapSync = enabled } }
+    /// The former name of ``mapSync(_:)``, which read like flushing.
+    @available(*, deprecated, renamed: "mapSync(_:)")
+    public func sync(_ enabled: Bool = true) -> MmapOptions { mapSync(enabled) }
 
     private func with(_ change: (inout MmapOptions) -> Void) -> MmapOptions {
         var copy = self
@@ -98,26 +108,5 @@ extension MmapOptions {
             if case .explicit(let log2) = kind { return 1 << log2 }
             return nil
         }
-    }
-}
-
-// MARK: - Flag plumbing
-
-extension MmapOptions {
-    /// The `mmap(2)` flags these options add to the sharing flags.
-    internal var mapFlags: CInt {
-        var flags: CInt = 0
-        if populate { flags |= MAP_POPULATE }
-        if noReserve { flags |= MAP_NORESERVE }
-        if stack { flags |= MAP_STACK }
-        if case .explicit(let log2)? = hugePages?.kind {
-            flags |= CMmapShim_MAP_HUGETLB | CInt(log2) << CMmapShim_MAP_HUGE_SHIFT
-        }
-        return flags
-    }
-
-    /// The granularity of the mapping: the huge page for explicit huge pages, else the page.
-    internal var alignment: Int {
-        hugePages?.explicitPageSize ?? systemPageSize
     }
 }

@@ -1,4 +1,3 @@
-internal import CMmapShim
 internal import Glibc
 
 /// A shared, writable mapping of a file that grows in place inside an address-space
@@ -31,13 +30,8 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
     /// - Throws: ``MmapError/Code/invalidArgument`` when the file is larger than `capacity`;
     ///   the kernel's errors (`EBADF`, `EACCES`, `ENOMEM`). Nothing stays mapped on failure.
     public init(fileDescriptor: CInt, capacity: Int) throws(MmapError) {
-        var size: Int64 = 0
-        var type: CUnsignedInt = 0
-        var error = system_fstat(fileDescriptor, &size, &type)
-        guard error == 0 else {
-            throw .system(.stat, errno: error, "cannot read the size of descriptor \(fileDescriptor)")
-        }
-        guard mode_t(type) == S_IFREG else {
+        let (size, kind) = try fileStatus(fileDescriptor)
+        guard kind == .regular else {
             throw MmapError(.map, .notMappable, errno: ENODEV, "descriptor \(fileDescriptor) is not a regular file")
         }
         guard size <= capacity else {
@@ -48,18 +42,14 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
         if end > 0 {
             try reservation.commit(0..<end, fileDescriptor: fileDescriptor, fileOffset: 0)
         }
-        var duplicate: CInt = -1
-        error = system_dupCloexec(fileDescriptor, &duplicate)
-        guard error == 0 else {
-            throw .system(.duplicate, errno: error, "cannot duplicate descriptor \(fileDescriptor)")
-        }
+        let duplicate = try duplicateDescriptor(fileDescriptor)
         self.reservation = reservation
         self.fd = duplicate
         self.mappedCount = Int(size)
     }
 
     deinit {
-        _ = system_close(fd)
+        closeDescriptor(fd)
     }
 
     /// The number of bytes of the file that are mapped (its size, as far as this value knows).
@@ -75,7 +65,7 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
     public var bytes: RawSpan {
         @_lifetime(borrow self)
         borrowing get {
-            let span = unsafe RawSpan(_unsafeStart: reservation.region.base.unsafelyUnwrapped, byteCount: mappedCount)
+            let span = unsafe RawSpan(_unsafeStart: reservation.base, byteCount: mappedCount)
             return unsafe _overrideLifetime(span, borrowing: self)
         }
     }
@@ -84,10 +74,7 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
     public var mutableBytes: MutableRawSpan {
         @_lifetime(&self)
         mutating get {
-            let span = unsafe MutableRawSpan(
-                _unsafeStart: reservation.region.base.unsafelyUnwrapped,
-                byteCount: mappedCount
-            )
+            let span = unsafe MutableRawSpan(_unsafeStart: reservation.base, byteCount: mappedCount)
             return unsafe _overrideLifetime(span, mutating: &self)
         }
     }
@@ -108,14 +95,7 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
         guard count <= reservation.count else {
             throw .invalid(.grow, "count \(count) is past the capacity \(reservation.count); reserve more")
         }
-        var size: Int64 = 0
-        var type: CUnsignedInt = 0
-        var error = system_fstat(fd, &size, &type)
-        guard error == 0 else { throw .system(.stat, errno: error, "cannot read the size of the file") }
-        if size < Int64(count) {
-            error = allocate ? system_fallocate(fd, size, Int64(count) - size) : system_ftruncate(fd, Int64(count))
-            guard error == 0 else { throw .system(.grow, errno: error, "cannot extend the file to \(count) bytes") }
-        }
+        try extendFile(fd, to: Int64(count), allocate: allocate)
         let oldEnd = Self.pageEnd(mappedCount)
         let newEnd = Self.pageEnd(count)
         if newEnd > oldEnd {
@@ -131,12 +111,45 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
     public func flush() throws(MmapError) {
         guard mappedCount > 0 else { return }
         try reservation.region.flush(range: 0..<mappedCount, synchronous: true)
-        let error = system_fdatasync(fd)
-        guard error == 0 else { throw .system(.dataSync, errno: error, "fdatasync failed") }
+        try dataSync(fd)
     }
 
+    /// Calls `body` with a pointer to the mapped bytes (``count`` of them), valid only during
+    /// the call.
+    ///
+    /// The pointer never changes (see ``baseAddress``), but reading past what the file holds
+    /// now (another process may have truncated it) raises `SIGBUS`: use the guarded reads
+    /// (``MmapBytes/guardedLoad(fromByteOffset:as:)`` and the rest) where that can happen.
+    ///
+    /// - Parameter body: A closure that reads the bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public func withUnsafeBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeRawBufferPointer(start: reservation.base, count: mappedCount))
+    }
+
+    /// Calls `body` with a mutable pointer to the mapped bytes, valid only during the call.
+    ///
+    /// As ``withUnsafeBytes(_:)``: writes past what the file holds now raise `SIGBUS`.
+    ///
+    /// - Parameter body: A closure that reads and writes the bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public mutating func withUnsafeMutableBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeMutableRawBufferPointer(start: reservation.base, count: mappedCount))
+    }
+
+    /// `count` (at most the reservation's length) rounded up to the page.
     private static func pageEnd(_ count: Int) -> Int {
-        let page = systemPageSize
-        return (count + page - 1) / page * page
+        // Cannot overflow: the reservation's length is a multiple of the page that fits in an
+        // `Int`, and every count here is at most that length.
+        guard let end = PageAlignment.alignUp(count, to: systemPageSize) else {
+            preconditionFailure("MmapKit: count \(count) exceeds the reservation")
+        }
+        return end
     }
 }

@@ -1,4 +1,3 @@
-internal import CMmapShim
 internal import Glibc
 
 /// A range of address space reserved without memory, in which page-aligned subranges are
@@ -38,40 +37,14 @@ public struct MmapReservation: ~Copyable, Sendable {
     public init(count: Int) throws(MmapError) {
         guard count > 0 else { throw .invalid(.map, "a reservation of \(count) bytes is empty or negative") }
         let length = try Region.roundedLength(offsetInPage: 0, count: count, alignment: systemPageSize)
-        var address: UnsafeMutableRawPointer? = nil
-        let flags = Self.reservedFlags
-        let error = unsafe system_mmap(nil, length, PROT_NONE, flags, -1, 0, &address)
-        guard error == 0, let address = unsafe address else {
-            throw .system(.map, errno: error, "cannot reserve \(length) bytes of address space")
-        }
-        region = unsafe Region(
-            base: address,
-            mappedLength: length,
-            offsetInPage: 0,
-            count: length,
-            alignment: systemPageSize,
-            fileOffset: 0,
-            flags: flags
-        )
+        region = try Region.reserve(length: length, count: length)
         committed = []
         lost = []
     }
 
     deinit {
-        guard !lost.isEmpty, let base = unsafe region.base else { return region.unmapDiscardingError() }
-        // Unmap what is still ours, piece by piece around the lost ranges (another allocation
-        // may live there now), then count the reservation's one unmapping. If a piece cannot be
-        // unmapped, it leaks and the reservation stays counted, as for any deinit.
-        var position = 0
-        var unmappedAll = true
-        for hole in lost.sorted(by: { $0.lowerBound < $1.lowerBound }) + [region.mappedLength..<region.mappedLength] {
-            if position < hole.lowerBound {
-                let length = hole.lowerBound - position
-                if unsafe system_munmapPart(base + position, length) != 0 { unmappedAll = false }
-            }
-            position = max(position, hole.upperBound)
-        }
-        if unmappedAll { system_countUnmap() }
+        // Only what is still ours: another allocation may live in the lost ranges now.
+        region.unmapDiscardingError(around: lost)
     }
 
     /// The size of the reservation in bytes (a multiple of the page size).
@@ -82,6 +55,14 @@ public struct MmapReservation: ~Copyable, Sendable {
 
     /// The address of the first byte; it never changes for the life of the reservation.
     public var baseAddress: UInt { UInt(bitPattern: unsafe region.base) }
+
+    /// The first byte of the reservation.
+    ///
+    /// - Precondition: the caller touches only committed bytes, and only while the reservation
+    ///   is alive and borrowed (mutably borrowed to write), and does not keep the pointer.
+    @unsafe
+    @inlinable
+    internal var base: UnsafeMutableRawPointer { unsafe region.base.unsafelyUnwrapped }
 }
 
 // MARK: - Committing
@@ -119,7 +100,7 @@ extension MmapReservation {
         sharing: MmapSharing = .shared
     ) throws(MmapError) {
         try checkCommittable(range)
-        guard fileOffset >= 0, fileOffset % Int64(systemPageSize) == 0 else {
+        guard fileOffset >= 0, PageAlignment.isAligned(fileOffset, to: Int64(systemPageSize)) else {
             throw .invalid(.commit, "file offset \(fileOffset) is not a non-negative multiple of the page size")
         }
         try Self.checkMappable(fileDescriptor)
@@ -141,7 +122,7 @@ extension MmapReservation {
         guard isCommitted(range) else {
             throw .invalid(.decommit, "range \(range) is not entirely committed")
         }
-        try replace(range, PROT_NONE, Self.reservedFlags, -1, 0, .decommit)
+        try replace(range, PROT_NONE, Region.reservedFlags, -1, 0, .decommit)
         remove(range)
     }
 
@@ -171,8 +152,7 @@ extension MmapReservation {
     @_lifetime(borrow self)
     public func bytes(in range: Range<Int>) throws(MmapError) -> RawSpan {
         try checkReadable(range)
-        let start = unsafe region.base.unsafelyUnwrapped + range.lowerBound
-        let span = unsafe RawSpan(_unsafeStart: start, byteCount: range.count)
+        let span = unsafe RawSpan(_unsafeStart: base + range.lowerBound, byteCount: range.count)
         return unsafe _overrideLifetime(span, borrowing: self)
     }
 
@@ -184,9 +164,49 @@ extension MmapReservation {
     @_lifetime(&self)
     public mutating func mutableBytes(in range: Range<Int>) throws(MmapError) -> MutableRawSpan {
         try checkReadable(range)
-        let start = unsafe region.base.unsafelyUnwrapped + range.lowerBound
-        let span = unsafe MutableRawSpan(_unsafeStart: start, byteCount: range.count)
+        let span = unsafe MutableRawSpan(_unsafeStart: base + range.lowerBound, byteCount: range.count)
         return unsafe _overrideLifetime(span, mutating: &self)
+    }
+
+    /// Calls `body` with a pointer to the whole reservation, valid only during the call.
+    ///
+    /// Only the bytes of ``committedRanges`` may be read: every other page is `PROT_NONE`, and
+    /// touching it raises `SIGSEGV`. Guarded access (``MmapBytes/guardedLoad(fromByteOffset:as:)``
+    /// and the rest) checks that for you, and refuses uncommitted bytes with
+    /// ``MmapError/Code/outOfBounds`` before anything is read.
+    ///
+    /// - Parameter body: A closure that reads committed bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public func withUnsafeBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeRawBufferPointer(start: base, count: region.count))
+    }
+
+    /// Calls `body` with a mutable pointer to the whole reservation, valid only during the call.
+    ///
+    /// Only the bytes of ``committedRanges`` may be read or written (see ``withUnsafeBytes(_:)``).
+    ///
+    /// - Parameter body: A closure that reads and writes committed bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public mutating func withUnsafeMutableBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeMutableRawBufferPointer(start: base, count: region.count))
+    }
+
+    /// Not API: a guarded access must lie inside committed memory (checked before anything is
+    /// read or written; see ``MmapBytes/_checkGuardedAccess(offset:length:)``).
+    ///
+    /// - Throws: ``MmapError/Code/outOfBounds`` when any byte is outside the reservation or not
+    ///   committed.
+    public func _checkGuardedAccess(offset: Int, length: Int) throws(MmapError) {
+        try _checkGuardedBounds(offset, length, region.count)
+        guard isCommitted(offset..<(offset + length)) else {
+            throw .outOfBounds(.access, "\(length) bytes at offset \(offset) are not inside committed memory")
+        }
     }
 }
 
@@ -198,7 +218,9 @@ extension MmapReservation {
             throw .outOfBounds(operation, "range \(range) is outside the \(region.count)-byte reservation")
         }
         let page = systemPageSize
-        guard !range.isEmpty, range.lowerBound % page == 0, range.upperBound % page == 0 else {
+        guard !range.isEmpty, PageAlignment.isAligned(range.lowerBound, to: page),
+            PageAlignment.isAligned(range.upperBound, to: page)
+        else {
             throw .invalid(operation, "range \(range) is empty or not aligned to the \(page)-byte page")
         }
     }
@@ -222,14 +244,10 @@ extension MmapReservation {
     /// Refuses, before any page is touched, descriptors whose mmap handler the kernel would
     /// call only after removing the pages at the target (sockets, FIFOs, directories).
     private static func checkMappable(_ fd: CInt) throws(MmapError) {
-        var size: Int64 = 0
-        var type: CUnsignedInt = 0
-        let error = system_fstat(fd, &size, &type)
-        guard error == 0 else { throw .system(.stat, errno: error, "cannot read the type of descriptor \(fd)") }
-        switch mode_t(type) {
-        case S_IFREG, S_IFCHR, S_IFBLK:
+        switch try fileStatus(fd).kind {
+        case .regular, .device:
             return
-        default:
+        case .directory, .fifo, .socket, .other:
             throw MmapError(
                 .commit,
                 .notMappable,
@@ -261,16 +279,21 @@ extension MmapReservation {
         _ offset: Int64,
         _ operation: MmapError.Operation
     ) throws(MmapError) {
-        let address = unsafe region.base.unsafelyUnwrapped + range.lowerBound
-        let error = unsafe system_mmapInPlace(address, range.count, protection, flags, fd, offset)
+        let error = region.replaceInPlace(
+            range,
+            protection: protection,
+            flags: flags,
+            fileDescriptor: fd,
+            fileOffset: offset
+        )
         guard error == 0 else {
             let failure = MmapError.system(
                 operation,
                 errno: error,
                 "cannot \(operation == .commit ? "commit" : "decommit") \(range)"
             )
-            if unsafe Self.isMapped(address, range.count) { throw failure }  // nothing changed
-            let repair = unsafe system_mmapIntoHole(address, range.count, PROT_NONE, Self.reservedFlags, -1, 0)
+            if region.isMapped(range) { throw failure }  // nothing changed
+            let repair = region.reserveHole(range)
             if repair == 0 {
                 if operation == .decommit { return }  // the pages are gone and reserved again
                 throw failure
@@ -282,26 +305,6 @@ extension MmapReservation {
                 "; the kernel removed the pages and they could not be reserved again (\(errnoName(repair))), so "
                 + "they are no longer part of the reservation (any data committed there is gone)"
             throw lostFailure
-        }
-    }
-
-    /// The flags of reserved (uncommitted) pages.
-    private static let reservedFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
-
-    /// Whether every page of `[address, address + length)` is mapped (`mincore(2)` reports
-    /// `ENOMEM` for a hole), asked in chunks so that no vector proportional to the range is needed.
-    private static func isMapped(_ address: UnsafeMutableRawPointer, _ length: Int) -> Bool {
-        let page = systemPageSize
-        let chunkPages = 256
-        var offset = 0
-        return unsafe withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunkPages) { vector in
-            while offset < length {
-                let chunk = min(length - offset, chunkPages * page)
-                let error = unsafe system_mincore(address + offset, chunk, vector.baseAddress.unsafelyUnwrapped)
-                if error == ENOMEM { return false }
-                offset += chunk
-            }
-            return true
         }
     }
 

@@ -1,6 +1,3 @@
-internal import CMmapShim
-internal import Glibc
-
 /// A ring of `capacity` bytes mapped twice, back to back, so that any window of up to
 /// `capacity` bytes starting anywhere in the ring is contiguous: readers and writers never
 /// handle wrap-around.
@@ -26,52 +23,10 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
     ///   `ftruncate`, `fcntl` or `mmap`. Nothing stays mapped or open on failure.
     public init(capacity: Int) throws(MmapError) {
         let page = systemPageSize
-        guard capacity > 0, capacity % page == 0, capacity <= Int.max / 2 else {
+        guard capacity > 0, PageAlignment.isAligned(capacity, to: page), capacity <= Int.max / 2 else {
             throw .invalid(.map, "ring capacity \(capacity) is not a positive multiple of the \(page)-byte page")
         }
-        var fd: CInt = -1
-        var error = system_memfd_create(
-            "mmapkit-ring",
-            CUnsignedInt(CMmapShim_MFD_CLOEXEC | CMmapShim_MFD_ALLOW_SEALING),
-            &fd
-        )
-        guard error == 0 else { throw .system(.memfd, errno: error, "memfd_create failed") }
-        defer { _ = system_close(fd) }  // the two mappings keep the memory alive
-        error = system_ftruncate(fd, Int64(capacity))
-        guard error == 0 else { throw .system(.memfd, errno: error, "cannot size the memfd to \(capacity) bytes") }
-        error = system_addSeals(fd, CMmapShim_F_SEAL_SHRINK | CMmapShim_F_SEAL_GROW)
-        guard error == 0 else { throw .system(.memfd, errno: error, "cannot seal the memfd") }
-
-        var address: UnsafeMutableRawPointer? = nil
-        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
-        error = unsafe system_mmap(nil, 2 * capacity, PROT_NONE, flags, -1, 0, &address)
-        guard error == 0, let base = unsafe address else {
-            throw .system(.map, errno: error, "cannot reserve \(2 * capacity) bytes of address space")
-        }
-        let region = unsafe Region(
-            base: base,
-            mappedLength: 2 * capacity,
-            offsetInPage: 0,
-            count: capacity,
-            alignment: page,
-            fileOffset: 0,
-            flags: flags
-        )
-        for half in 0..<2 {
-            error = unsafe system_mmapInPlace(
-                base + half * capacity,
-                capacity,
-                PROT_READ | PROT_WRITE,
-                MAP_SHARED,
-                fd,
-                0
-            )
-            guard error == 0 else {
-                region.unmapDiscardingError()
-                throw .system(.commit, errno: error, "cannot map half \(half) of the ring")
-            }
-        }
-        self.region = region
+        self.region = try Region.mirroredRing(capacity: capacity)
     }
 
     deinit {
@@ -80,6 +35,9 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
 
     /// The ring's size in bytes.
     public var capacity: Int { region.count }
+
+    /// The ring's size in bytes: ``capacity`` (for ``MmapBytes``).
+    public var count: Int { region.count }
 
     /// A contiguous window of `count` bytes starting at ring offset `offset`, across the end of
     /// the ring if need be.
@@ -93,7 +51,7 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
     @_lifetime(borrow self)
     public func bytes(from offset: Int, count: Int) throws(MmapError) -> RawSpan {
         try check(offset, count)
-        let span = unsafe RawSpan(_unsafeStart: region.base.unsafelyUnwrapped + offset, byteCount: count)
+        let span = unsafe RawSpan(_unsafeStart: address(offset), byteCount: count)
         return unsafe _overrideLifetime(span, borrowing: self)
     }
 
@@ -107,7 +65,7 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
     @_lifetime(&self)
     public mutating func mutableBytes(from offset: Int, count: Int) throws(MmapError) -> MutableRawSpan {
         try check(offset, count)
-        let span = unsafe MutableRawSpan(_unsafeStart: region.base.unsafelyUnwrapped + offset, byteCount: count)
+        let span = unsafe MutableRawSpan(_unsafeStart: address(offset), byteCount: count)
         return unsafe _overrideLifetime(span, mutating: &self)
     }
 
@@ -120,7 +78,45 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
         }
     }
 
-    /// The address of ring offset `offset` (for the queue; `offset + length <= 2 * capacity`).
+    /// Calls `body` with a pointer to the whole mirrored mapping, valid only during the call:
+    /// `2 * capacity` bytes, where byte `i + capacity` is byte `i`, so that any window of up to
+    /// ``capacity`` bytes that starts in the ring is contiguous.
+    ///
+    /// - Parameter body: A closure that reads the bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public func withUnsafeBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeRawBufferPointer(start: address(0), count: region.mappedLength))
+    }
+
+    /// Calls `body` with a mutable pointer to the whole mirrored mapping (`2 * capacity` bytes;
+    /// see ``withUnsafeBytes(_:)``), valid only during the call.
+    ///
+    /// - Parameter body: A closure that reads and writes the bytes through the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public mutating func withUnsafeMutableBytes<R: ~Copyable, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try unsafe body(UnsafeMutableRawBufferPointer(start: address(0), count: region.mappedLength))
+    }
+
+    /// Not API: a guarded access is a window as ``bytes(from:count:)`` takes: it starts in the
+    /// ring and is at most ``capacity`` bytes long, across the end of the ring if need be.
+    ///
+    /// - Throws: ``MmapError/Code/outOfBounds`` for an offset outside the ring or a length
+    ///   larger than the capacity.
+    public func _checkGuardedAccess(offset: Int, length: Int) throws(MmapError) {
+        try check(offset, length)
+    }
+
+    /// The address of ring offset `offset`.
+    ///
+    /// - Precondition: `0 <= offset` and `offset + length <= 2 * capacity` for the `length`
+    ///   bytes the caller touches, only while the ring is alive (and borrowed mutably to write).
+    @unsafe
     @usableFromInline
     internal func address(_ offset: Int) -> UnsafeMutableRawPointer {
         unsafe region.base.unsafelyUnwrapped + offset
