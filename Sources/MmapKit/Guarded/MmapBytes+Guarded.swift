@@ -69,7 +69,7 @@ extension MmapBytes where Self: ~Copyable {
     }
 
     /// Reads one byte of every page covering `range`, turning a `SIGBUS` into an error: a
-    /// prefault that works on every kernel (``Mmap/populate(range:)`` needs Linux 5.14).
+    /// prefault that works on every kernel (``MmapHandle/populate(range:)`` needs Linux 5.14).
     ///
     /// - Parameter range: Byte offsets within the bytes; `nil` for all of them.
     /// - Throws: ``MmapError/Code/outOfBounds`` or ``MmapError/Code/fault``.

@@ -8,7 +8,7 @@ internal import Glibc
 /// a full disk as `SIGBUS`) and maps the new tail pages right after the old ones, inside the
 /// reservation made by ``init(fileDescriptor:capacity:)``. Growth is bounded by the capacity,
 /// never by a neighbouring mapping, and never moves the mapping (unlike
-/// ``MutableMmap/grow(to:fileDescriptor:allocate:mayMove:)``, which uses `mremap(2)`).
+/// ``MmapHandle/grow(to:fileDescriptor:allocate:mayMove:)``, which uses `mremap(2)`).
 ///
 /// The value keeps its own duplicate of the descriptor (closed when it ends) to extend the file.
 @frozen

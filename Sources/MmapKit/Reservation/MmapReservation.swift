@@ -10,7 +10,7 @@ internal import Glibc
 /// pointers into committed ranges stay valid as an arena or a file grows: the pattern of LMDB's
 /// fixed map size, LLFIO's reservations and the vmcache buffer manager.
 ///
-/// Unlike ``MutableMmap/remap(count:mayMove:)``, which may move a mapping (or fail to grow it in
+/// Unlike ``MmapHandle/remap(count:mayMove:)``, which may move a mapping (or fail to grow it in
 /// place), a reservation never moves: growth is bounded by the reserved size instead.
 ///
 /// The reservation is one mapping, unmapped exactly once when the value ends. Commits replace
