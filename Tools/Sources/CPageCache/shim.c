@@ -36,6 +36,7 @@ int CPageCache_O_NOATIME(void) { return O_NOATIME; }
 int CPageCache_O_DIRECTORY(void) { return O_DIRECTORY; }
 int CPageCache_O_NOFOLLOW(void) { return O_NOFOLLOW; }
 int CPageCache_O_PATH(void) { return O_PATH; }
+int CPageCache_AT_NO_AUTOMOUNT(void) { return AT_NO_AUTOMOUNT; }
 
 long CPageCache_filesystemType(int fd) {
     struct statfs info;

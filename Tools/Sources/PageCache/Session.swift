@@ -44,6 +44,7 @@ package struct PageCacheSettings {
         options.followSymlinks = followSymlinks
         options.oneFileSystem = oneFileSystem
         options.countHardLinks = countHardLinks
+        options.severalOperands = paths.count > 1 || batch != nil
         options.maxFileSize = maxFileSize.flatMap(parseByteCount)
         options.include = include.map { Array(RawArguments.bytes(of: $0)) + [0] }
         options.exclude = exclude.map { Array(RawArguments.bytes(of: $0)) + [0] }

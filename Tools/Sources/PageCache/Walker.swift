@@ -12,6 +12,9 @@ struct WalkOptions {
     var countHardLinks = false
     /// Skip files larger than this (`-m`).
     var maxFileSize: Int? = nil
+    /// More than one operand, or a batch: the same file may be named twice, so every file is
+    /// remembered.
+    var severalOperands = false
     /// Only files whose name matches one of these `fnmatch(3)` patterns (`-I`, as vmtouch).
     var include: [[UInt8]] = []
     /// Skip files and directories whose name matches one of these patterns (`-i`, as vmtouch).
@@ -56,16 +59,6 @@ enum SkipReason: Int, CaseIterable {
     }
 }
 
-/// A file's identity: a hard link or a symbolic link to a file already counted is folded.
-struct FileID: Hashable {
-    let device: UInt64
-    let inode: UInt64
-    init(_ st: stat) {
-        device = UInt64(st.st_dev)
-        inode = UInt64(st.st_ino)
-    }
-}
-
 /// What the walker hands to a command.
 protocol WalkVisitor: AnyObject {
     /// A regular file, open read-only; the walker closes `fd` afterwards. `path` is the full
@@ -79,16 +72,25 @@ protocol WalkVisitor: AnyObject {
 
 /// Walks operands depth-first at the byte level with `openat`/`fdopendir`/`readdir`,
 /// streaming each regular file to a visitor as it is met. Memory is one directory's names per
-/// level of depth, plus the identities of multiply-linked files (as vmtouch keeps).
+/// level of depth, plus the identities of what can be met twice (``remembered``).
 final class Walker {
     let options: WalkOptions
     unowned let visitor: WalkVisitor
     private(set) var directories = 0
     private(set) var foldedNames = 0
-    /// Every file and directory met (unless --count-hard-links): a file with one link can be
-    /// met twice too, through a bind mount, a symbolic link (-f) or two operands; a directory
-    /// through a bind mount or a link.
-    private var seen = Set<FileID>()
+    /// What the walk has met and may meet again, so that each is counted once. Without -f and
+    /// with one operand, a directory or a file with one link has one path to it within the
+    /// walk unless it is (or lies below) the root of a bind mount or of a filesystem mounted
+    /// twice: so the walk remembers those roots (``bindMountRoots()``), files and directories,
+    /// and the files with more than one link. A directory met again is passed over with its
+    /// subtree, so nothing below a second path to it is met. With -f, several operands or a
+    /// batch (or when the mounts cannot be read), every file and directory is remembered.
+    /// With --count-hard-links, no file is.
+    private var remembered = IdentityTable()
+    /// Every file and directory is remembered (see ``remembered``).
+    private var rememberEveryFile: Bool
+    /// ``bindMountRoots()``, read when the first directory is walked.
+    private var mountRoots: [FileID]? = nil
     private var path: [UInt8] = []
     private var ancestors: [FileID] = []
     private var rootDevice: UInt64 = 0
@@ -110,6 +112,28 @@ final class Walker {
     init(options: WalkOptions, visitor: WalkVisitor) {
         self.options = options
         self.visitor = visitor
+        rememberEveryFile = options.followSymlinks || options.severalOperands
+    }
+
+    /// Reads the bind mounts before the first directory is walked (a file operand alone needs
+    /// nothing remembered); if they cannot be read, every file is remembered.
+    private func readMountsOnce() {
+        guard mountRoots == nil && !rememberEveryFile else { return }
+        mountRoots = bindMountRoots()
+        if mountRoots == nil { rememberEveryFile = true }
+    }
+
+    /// Whether a regular file (not a directory) is remembered: see ``remembered``.
+    private func remembers(_ st: stat, _ id: FileID) -> Bool {
+        rememberEveryFile || st.st_nlink > 1 || (mountRoots?.contains(id) ?? false)
+    }
+
+    /// Remembers a directory if it can be met again; false if it was met before.
+    private func firstVisit(directory id: FileID) -> Bool {
+        guard rememberEveryFile || (mountRoots?.contains(id) ?? false) else { return true }
+        if remembered.insert(id) { return true }
+        foldedNames += 1
+        return false
     }
 
     // MARK: - Operands
@@ -134,12 +158,8 @@ final class Walker {
         }
         switch st.st_mode & S_IFMT {
         case S_IFDIR:
-            let id = FileID(st)
-            if seen.contains(id) {
-                foldedNames += 1
-                return
-            }
-            seen.insert(id)
+            readMountsOnce()
+            guard firstVisit(directory: FileID(st)) else { return }
             let fd = operand.withCString { CPageCache_openat(AT_FDCWD, $0, O_RDONLY | O_CLOEXEC | O_DIRECTORY) }
             guard fd >= 0 else {
                 visitor.fail(path: path, message: "cannot open the directory: \(errnoText(-fd))")
@@ -388,12 +408,10 @@ final class Walker {
                 return
             }
             // A directory reached twice (a bind mount, a link with -f) is walked once.
-            if seen.contains(id) {
+            guard firstVisit(directory: id) else {
                 close(fd)
-                foldedNames += 1
                 return
             }
-            seen.insert(id)
             directories += 1
             ancestors.append(id)
             walkDirectory(fd)
@@ -445,11 +463,10 @@ final class Walker {
         }
         if !options.countHardLinks {
             let id = FileID(st)
-            if seen.contains(id) {
+            if remembers(st, id) && !remembered.insert(id) {
                 foldedNames += 1
                 return
             }
-            seen.insert(id)
         }
         visitedFiles += 1
         visitor.visit(fd: fd, path: path, stat: st)

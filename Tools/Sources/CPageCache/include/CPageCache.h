@@ -24,6 +24,7 @@ int CPageCache_O_NOATIME(void);
 int CPageCache_O_DIRECTORY(void);
 int CPageCache_O_NOFOLLOW(void);
 int CPageCache_O_PATH(void);
+int CPageCache_AT_NO_AUTOMOUNT(void);
 
 /// fstatfs(2)'s f_type, or -errno.
 long CPageCache_filesystemType(int fd);
