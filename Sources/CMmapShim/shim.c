@@ -15,6 +15,8 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(off_t) == 8, "MmapKit maps 64-bit file offsets; off_t must be 64 bits");
@@ -266,6 +268,22 @@ int CMmapShim_fstat(int fd, int64_t *size, unsigned int *type) {
     if (fstat(fd, &st) != 0) return errno;
     *size = (int64_t)st.st_size;
     *type = (unsigned int)(st.st_mode & S_IFMT);
+    return 0;
+}
+
+int CMmapShim_hugeTLBPageSize(int fd, int64_t *pageSize) {
+    INJECT(fstatfs);
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0) return errno;
+    *pageSize = fs.f_type == HUGETLBFS_MAGIC ? (int64_t)fs.f_bsize : 0;
+    return 0;
+}
+
+int CMmapShim_accessMode(int fd, int *mode) {
+    INJECT(getFileFlags);
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return errno;
+    *mode = flags & O_ACCMODE;
     return 0;
 }
 

@@ -26,6 +26,8 @@ let documentedErrnos: [_MmapFaultInjection.Call: [CInt]] = [
     .memfdCreate: [EMFILE, ENOMEM],
     .dupCloexec: [EMFILE],
     .addSeals: [EPERM, EBUSY],
+    .fstatfs: [EIO, ENOSYS, EOVERFLOW],
+    .getFileFlags: [EBADF],
 ]
 
 /// A public path through MmapKit, from mapping to unmapping, that the sweep fails call by call.

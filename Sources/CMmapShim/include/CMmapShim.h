@@ -77,6 +77,11 @@ int CMmapShim_open(const char *path, int flags, int mode, int *fd);
 int CMmapShim_close(int fd);
 /// fstat(2) reduced to what MmapKit needs: the size and the file type bits (S_IFMT).
 int CMmapShim_fstat(int fd, int64_t *size, unsigned int *type);
+/// fstatfs(2) reduced to what MmapKit needs: the huge page size of a file on hugetlbfs (whose
+/// mappings the kernel makes in whole huge pages), or 0 for a file on any other file system.
+int CMmapShim_hugeTLBPageSize(int fd, int64_t *pageSize);
+/// fcntl(F_GETFL) reduced to the access mode: O_RDONLY, O_WRONLY or O_RDWR.
+int CMmapShim_accessMode(int fd, int *mode);
 /// ftruncate(2); EINTR is retried.
 int CMmapShim_ftruncate(int fd, int64_t length);
 /// fallocate(2) with mode 0 (allocate blocks and extend the size); EINTR is retried.
@@ -143,6 +148,8 @@ typedef enum {
     CMmapShim_Call_memfd_create,
     CMmapShim_Call_dupCloexec,
     CMmapShim_Call_addSeals,
+    CMmapShim_Call_fstatfs,
+    CMmapShim_Call_getFileFlags,
     CMmapShim_Call_count
 } CMmapShim_Call;
 

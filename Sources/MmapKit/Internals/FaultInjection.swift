@@ -29,6 +29,10 @@ public enum _MmapFaultInjection {
         case memfdCreate
         case dupCloexec
         case addSeals
+        /// `fstatfs(2)`, asked whether a file lives on hugetlbfs.
+        case fstatfs
+        /// `fcntl(F_GETFL)`, asked for a descriptor's access mode.
+        case getFileFlags
 
         internal var shim: CMmapShim_Call {
             switch self {
@@ -51,6 +55,8 @@ public enum _MmapFaultInjection {
             case .memfdCreate: CMmapShim_Call_memfd_create
             case .dupCloexec: CMmapShim_Call_dupCloexec
             case .addSeals: CMmapShim_Call_addSeals
+            case .fstatfs: CMmapShim_Call_fstatfs
+            case .getFileFlags: CMmapShim_Call_getFileFlags
             }
         }
 
@@ -76,6 +82,8 @@ public enum _MmapFaultInjection {
             case .memfdCreate: "memfd_create"
             case .dupCloexec: "fcntl(F_DUPFD_CLOEXEC)"
             case .addSeals: "fcntl(F_ADD_SEALS)"
+            case .fstatfs: "fstatfs"
+            case .getFileFlags: "fcntl(F_GETFL)"
             }
         }
     }

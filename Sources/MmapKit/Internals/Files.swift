@@ -36,6 +36,28 @@ internal func fileStatus(_ fd: CInt) throws(MmapError) -> (size: Int64, kind: Fi
     return (size, FileKind(mode: mode_t(type)))
 }
 
+/// The huge page size of the file behind `fd` when it lives on hugetlbfs, else nil.
+///
+/// The kernel maps (and unmaps) a hugetlbfs file only in whole huge pages, from offsets that are
+/// multiples of one, whatever length it is asked for: MmapKit must then round and unmap with that
+/// size, or `munmap(2)` of the length it asked for fails with `EINVAL`.
+///
+/// - Throws: The kernel's error, with operation ``MmapError/Operation/stat``.
+internal func hugeTLBPageSize(_ fd: CInt) throws(MmapError) -> Int? {
+    var pageSize: Int64 = 0
+    try MmapError.check(system_hugeTLBPageSize(fd, &pageSize), .stat, "cannot read the file system of descriptor \(fd)")
+    return pageSize > 0 ? Int(pageSize) : nil
+}
+
+/// Whether `fd` is open for reading and writing (`O_RDWR`).
+///
+/// - Throws: The kernel's error, with operation ``MmapError/Operation/stat``.
+internal func isOpenForReadingAndWriting(_ fd: CInt) throws(MmapError) -> Bool {
+    var mode: CInt = 0
+    try MmapError.check(system_accessMode(fd, &mode), .stat, "cannot read the access mode of descriptor \(fd)")
+    return mode == O_RDWR
+}
+
 /// Extends the regular file behind `fd` to at least `end` bytes: `fallocate(2)` from its
 /// current size when `allocate` (disk blocks reserved, so later writes cannot meet a full disk),
 /// else `ftruncate(2)` (sparse). A file already that long is left as it is.

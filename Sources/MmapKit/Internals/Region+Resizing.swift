@@ -98,23 +98,13 @@ extension Region {
 
     /// Maps `newCount` bytes of `fd` into an empty region, with the options it was made with.
     private mutating func mapFresh(count newCount: Int, fileDescriptor fd: CInt, protection: CInt) throws(MmapError) {
-        let alignedOffset = PageAlignment.alignDown(fileOffset, to: Int64(alignment))
-        let offsetInPage = Int(fileOffset - alignedOffset)
-        let length = try Region.roundedLength(offsetInPage: offsetInPage, count: newCount, alignment: alignment)
-        var address: UnsafeMutableRawPointer? = nil
-        try MmapError.check(
-            unsafe system_mmap(nil, length, protection, flags, fd, alignedOffset, &address),
-            .map,
-            "cannot map \(newCount) bytes of descriptor \(fd)"
-        )
-        let grown = unsafe Region(
-            base: address,
-            mappedLength: length,
-            offsetInPage: offsetInPage,
+        let grown = try Region.mapPages(
+            fileDescriptor: fd,
+            offset: fileOffset,
             count: newCount,
-            alignment: alignment,
-            fileOffset: fileOffset,
+            protection: protection,
             flags: flags,
+            alignment: alignment,
             options: options
         )
         try grown.finishMapping(options)  // unmaps on failure: `self` stays empty

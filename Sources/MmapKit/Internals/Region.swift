@@ -148,31 +148,87 @@ extension Region {
             return .empty(fileOffset: offset, flags: flags, alignment: alignment, options: options)
         }
 
-        let alignedOffset = PageAlignment.alignDown(offset, to: Int64(alignment))
-        let offsetInPage = Int(offset - alignedOffset)
-        if options.hugePages?.explicitPageSize != nil && offsetInPage != 0 {
-            throw .invalid(.map, "offset \(offset) is not a multiple of the \(alignment)-byte huge page")
-        }
-        let mappedLength = try roundedLength(offsetInPage: offsetInPage, count: length, alignment: alignment)
-
-        var address: UnsafeMutableRawPointer? = nil
-        let error = unsafe system_mmap(nil, mappedLength, access.protection, flags, fd, alignedOffset, &address)
-        guard error == 0, let address = unsafe address else {
-            throw hugePageError(options, error)
-                ?? .system(.map, errno: error, "cannot map \(length) bytes of descriptor \(fd) at offset \(offset)")
-        }
-        let region = unsafe Region(
-            base: address,
-            mappedLength: mappedLength,
-            offsetInPage: offsetInPage,
+        let region = try mapPages(
+            fileDescriptor: fd,
+            offset: offset,
             count: length,
-            alignment: alignment,
-            fileOffset: offset,
+            protection: access.protection,
             flags: flags,
+            alignment: alignment,
             options: options
         )
         try region.finishMapping(options)
         return region
+    }
+
+    /// Maps `count` (> 0) bytes of `fd` from byte `offset` in pages of `alignment`, before the
+    /// options that run after `mmap(2)`: the one place that maps a file.
+    ///
+    /// A file on hugetlbfs is mapped by the kernel in whole huge pages whatever length it is
+    /// asked for, and only from offsets that are multiples of one; unmapping the length MmapKit
+    /// asked for would then fail. So when the kernel refuses an offset (`EINVAL`), or returns an
+    /// address aligned as a huge page would be (64 KiB, the smallest huge page of any Linux
+    /// architecture: other mappings pay the `fstatfs(2)` at most one time in 16), MmapKit asks
+    /// whether the file lives on hugetlbfs and, if so, maps and unmaps in its huge pages.
+    internal static func mapPages(
+        fileDescriptor fd: CInt,
+        offset: Int64,
+        count: Int,
+        protection: CInt,
+        flags: CInt,
+        alignment requested: Int,
+        options: MmapOptions
+    ) throws(MmapError) -> Region {
+        let explicit = options.hugePages?.explicitPageSize != nil
+        var alignment = requested
+        while true {
+            let alignedOffset = PageAlignment.alignDown(offset, to: Int64(alignment))
+            let offsetInPage = Int(offset - alignedOffset)
+            if explicit && offsetInPage != 0 {
+                throw .invalid(.map, "offset \(offset) is not a multiple of the \(alignment)-byte huge page")
+            }
+            var mappedLength = try roundedLength(offsetInPage: offsetInPage, count: count, alignment: alignment)
+            guard Int64.max - alignedOffset >= Int64(mappedLength) else {
+                throw .invalid(
+                    .map,
+                    "offset \(offset) + count \(count), rounded up to the \(alignment)-byte page, passes the largest "
+                        + "64-bit file offset"
+                )
+            }
+            var address: UnsafeMutableRawPointer? = nil
+            let error = unsafe system_mmap(nil, mappedLength, protection, flags, fd, alignedOffset, &address)
+            let mayBeHugeTLB =
+                !explicit && (error == EINVAL || (error == 0 && UInt(bitPattern: address) & 0xFFFF == 0))
+            if mayBeHugeTLB {
+                let hugePage: Int?
+                do {
+                    hugePage = try hugeTLBPageSize(fd)
+                } catch {
+                    if let address = unsafe address { _ = unsafe system_munmap(address, mappedLength) }
+                    throw error
+                }
+                if let hugePage, hugePage > alignment {
+                    alignment = hugePage
+                    guard error == 0 else { continue }  // map again from the huge page below the offset
+                    // The kernel mapped whole huge pages (it succeeded, so their end fits).
+                    mappedLength = PageAlignment.alignUp(offsetInPage + count, to: hugePage) ?? mappedLength
+                }
+            }
+            guard error == 0, let address = unsafe address else {
+                throw hugePageError(options, error)
+                    ?? .system(.map, errno: error, "cannot map \(count) bytes of descriptor \(fd) at offset \(offset)")
+            }
+            return unsafe Region(
+                base: address,
+                mappedLength: mappedLength,
+                offsetInPage: offsetInPage,
+                count: count,
+                alignment: alignment,
+                fileOffset: offset,
+                flags: flags,
+                options: options
+            )
+        }
     }
 
     /// Maps `count` bytes of zero-filled anonymous memory.

@@ -220,3 +220,13 @@ internal func system_guardedPrefault(
 ) -> CInt {
     unsafe CMmapShim_guardedPrefault(address, length, &fault)
 }
+
+@inline(__always)
+internal func system_hugeTLBPageSize(_ fd: CInt, _ pageSize: inout Int64) -> CInt {
+    unsafe CMmapShim_hugeTLBPageSize(fd, &pageSize)
+}
+
+@inline(__always)
+internal func system_accessMode(_ fd: CInt, _ mode: inout CInt) -> CInt {
+    unsafe CMmapShim_accessMode(fd, &mode)
+}

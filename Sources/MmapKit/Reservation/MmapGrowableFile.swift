@@ -28,7 +28,11 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
     ///     so the caller may close it.
     ///   - capacity: The largest size the file can grow to through this value.
     /// - Throws: ``MmapError/Code/invalidArgument`` when the file is larger than `capacity`;
-    ///   the kernel's errors (`EBADF`, `EACCES`, `ENOMEM`). Nothing stays mapped on failure.
+    ///   ``MmapError/Code/permissionDenied`` when the descriptor is not open for reading and
+    ///   writing (even for an empty file, whose mapping would otherwise fail only at the first
+    ///   ``grow(to:allocate:)``); ``MmapError/Code/notMappable`` for anything but a regular file;
+    ///   ``MmapError/Code/unsupported`` for a file on hugetlbfs; the kernel's errors (`EBADF`,
+    ///   `ENOMEM`). Nothing stays mapped or open on failure.
     public init(fileDescriptor: CInt, capacity: Int) throws(MmapError) {
         let (size, kind) = try fileStatus(fileDescriptor)
         guard kind == .regular else {
@@ -36,6 +40,23 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
         }
         guard size <= capacity else {
             throw .invalid(.map, "the \(size)-byte file is larger than the capacity \(capacity)")
+        }
+        guard try isOpenForReadingAndWriting(fileDescriptor) else {
+            throw MmapError(
+                .map,
+                .permissionDenied,
+                errno: EACCES,
+                "descriptor \(fileDescriptor) is not open for reading and writing (O_RDWR), which a growable file "
+                    + "needs to extend the file and map it shared"
+            )
+        }
+        if let hugePage = try hugeTLBPageSize(fileDescriptor) {
+            throw MmapError(
+                .map,
+                .unsupported,
+                "descriptor \(fileDescriptor) is on hugetlbfs, which maps files in whole \(hugePage >> 10) KiB huge "
+                    + "pages; a growable file grows page by page: map it with MutableMmap instead"
+            )
         }
         var reservation = try MmapReservation(count: capacity)
         let end = Self.pageEnd(Int(size))

@@ -92,7 +92,11 @@ extension MmapReservation {
     ///     (private); the mapping stays valid after it is closed.
     ///   - fileOffset: A page-aligned file offset.
     ///   - sharing: ``MmapSharing/shared`` (the default) or ``MmapSharing/private``.
-    /// - Throws: As ``commit(_:)``, plus the kernel's errors for the file (`EACCES`, `EBADF`).
+    /// - Throws: As ``commit(_:)``; ``MmapError/Code/invalidArgument`` also when the file offset
+    ///   plus the range's length passes `Int64.max`, or for a file on hugetlbfs when the range's
+    ///   address, its length or the file offset is not a multiple of the huge page (the kernel
+    ///   would replace pages around the range); ``MmapError/Code/notMappable`` for a directory,
+    ///   FIFO or socket; the kernel's errors for the file (`EACCES`, `EBADF`).
     public mutating func commit(
         _ range: Range<Int>,
         fileDescriptor: CInt,
@@ -103,7 +107,29 @@ extension MmapReservation {
         guard fileOffset >= 0, PageAlignment.isAligned(fileOffset, to: Int64(systemPageSize)) else {
             throw .invalid(.commit, "file offset \(fileOffset) is not a non-negative multiple of the page size")
         }
+        guard Int64.max - fileOffset >= Int64(range.count) else {
+            throw .invalid(
+                .commit,
+                "file offset \(fileOffset) + \(range.count) bytes passes the largest 64-bit file offset"
+            )
+        }
         try Self.checkMappable(fileDescriptor)
+        if let hugePage = try hugeTLBPageSize(fileDescriptor) {
+            // The kernel maps a hugetlbfs file in whole huge pages: a range that is not made of
+            // them would replace pages around it, committed or not.
+            let address = Int(bitPattern: baseAddress) + range.lowerBound
+            guard PageAlignment.isAligned(address, to: hugePage),
+                PageAlignment.isAligned(range.count, to: hugePage),
+                PageAlignment.isAligned(fileOffset, to: Int64(hugePage))
+            else {
+                throw .invalid(
+                    .commit,
+                    "descriptor \(fileDescriptor) is on hugetlbfs, mapped in \(hugePage >> 10) KiB huge pages: the "
+                        + "range's address (base + \(range.lowerBound)), its length \(range.count) and the file offset "
+                        + "\(fileOffset) must all be multiples of it"
+                )
+            }
+        }
         let flags = sharing == .shared ? MAP_SHARED : MAP_PRIVATE
         try replace(range, PROT_READ | PROT_WRITE, flags, fileDescriptor, fileOffset, .commit)
         insert(range)
