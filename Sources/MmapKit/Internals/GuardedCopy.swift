@@ -91,11 +91,22 @@ internal func _guardedStore(
 
 /// Bounds of a guarded access, checked on integers before any pointer arithmetic: `length`
 /// bytes at `offset` must lie inside `count` bytes.
-@usableFromInline
+///
+/// Inlinable (four comparisons in the caller, after specialization); the error, with its
+/// message, is built out of line.
+@inlinable
+@inline(__always)
 internal func _checkGuardedBounds(_ offset: Int, _ length: Int, _ count: Int) throws(MmapError) {
-    guard offset >= 0, length >= 0, offset <= count, length <= count - offset else {
-        throw .outOfBounds(.access, "\(length) bytes at offset \(offset) are outside the \(count)-byte mapping")
+    guard offset >= 0, length >= 0, offset <= count, length <= count &- offset else {
+        throw _guardedBoundsError(offset, length, count)
     }
+}
+
+/// The error of a guarded access outside its bytes (cold: built only when it is thrown).
+@usableFromInline
+@inline(never)
+internal func _guardedBoundsError(_ offset: Int, _ length: Int, _ count: Int) -> MmapError {
+    .outOfBounds(.access, "\(length) bytes at offset \(offset) are outside the \(count)-byte mapping")
 }
 
 /// Turns the shim's result into an error carrying the faulting offset: the first byte of the
