@@ -7,7 +7,10 @@
 
 #include "CMmapShim.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <linux/mman.h>
 #include <stdatomic.h>
@@ -51,6 +54,29 @@ size_t CMmapShim_pageSize(void) {
         atomic_store_explicit(&cachedPageSize, size, memory_order_relaxed);
     }
     return size;
+}
+
+// MARK: - Huge page sizes
+
+static pthread_once_t hugePageSizeOnce = PTHREAD_ONCE_INIT;
+static size_t smallestHugePageSize = 0;
+
+static void readHugePageSizes(void) {
+    DIR *directory = opendir("/sys/kernel/mm/hugepages");
+    if (directory == NULL) return;
+    struct dirent *entry;
+    while ((entry = readdir(directory)) != NULL) {
+        unsigned long kilobytes = 0;
+        if (sscanf(entry->d_name, "hugepages-%lukB", &kilobytes) != 1 || kilobytes == 0) continue;
+        size_t size = (size_t)kilobytes << 10;
+        if (smallestHugePageSize == 0 || size < smallestHugePageSize) smallestHugePageSize = size;
+    }
+    closedir(directory);
+}
+
+size_t CMmapShim_smallestHugePageSize(void) {
+    pthread_once(&hugePageSizeOnce, readHugePageSizes);
+    return smallestHugePageSize;
 }
 
 // MARK: - Mapping counter

@@ -160,16 +160,19 @@ extension MmapKitTests {
             }
         }
 
-        /// The file-system question asked after a mapping came back at a huge-page-like address
+        /// The file-system question asked after a mapping came back at a huge-page address
         /// fails: the fresh mapping is unmapped and the error thrown; nothing leaks.
         @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
         func aFailedFileSystemQuestionAfterMappingUnmapsAndThrows() throws {
+            let hugePage = hugePageSizes().min() ?? 0
+            try #require(hugePage > 0, "this kernel has no huge pages, so MmapKit never asks")
             let path = directory.makeFile("data", count: 4096)
             let fd = openFile(path, O_RDONLY)
             defer { close(fd) }
             let before = _MmapDiagnostics.liveMappings
-            // One-page mappings kept alive are laid out next to each other, so one in 16 starts on
-            // a 64 KiB boundary, where MmapKit asks fstatfs(2); 64 of them meet several.
+            // One-page mappings kept alive are laid out next to each other, so one in every
+            // hugePage / 4096 starts on a huge-page boundary, where MmapKit asks fstatfs(2).
+            let attempts = 2 * hugePage / 4096 + 16
             _MmapFaultInjection.reset()
             defer { _MmapFaultInjection.reset() }
             _MmapFaultInjection.inject(.fstatfs, times: 1_000, errno: EIO)
@@ -179,7 +182,7 @@ extension MmapKitTests {
             }
             var kept: [Kept] = []
             var failures: [MmapError] = []
-            for _ in 0..<64 {
+            for _ in 0..<attempts {
                 do throws(MmapError) {
                     kept.append(Kept(try Mmap(fileDescriptor: fd, count: 4096)))
                 } catch {
@@ -208,5 +211,14 @@ extension MmapKitTests {
             }
             #expect(readFile(path).isEmpty)
         }
+    }
+}
+
+/// The huge page sizes of this kernel (the `hugepages-<size>kB` directories of sysfs).
+func hugePageSizes() -> [Int] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/kernel/mm/hugepages")) ?? []
+    return names.compactMap { name in
+        guard name.hasPrefix("hugepages-"), name.hasSuffix("kB") else { return nil }
+        return Int(name.dropFirst("hugepages-".count).dropLast(2)).map { $0 << 10 }
     }
 }

@@ -116,6 +116,50 @@ extension Region {
         }
     }
 
+    /// ``map(fileDescriptor:offset:count:access:shared:options:)`` for a handle that is
+    /// `writable` or not: the non-generic entry of the handles' inlinable constructors.
+    @usableFromInline
+    internal static func map(
+        fileDescriptor fd: CInt,
+        offset: Int64,
+        count: Int?,
+        writable: Bool,
+        shared: Bool,
+        options: MmapOptions
+    ) throws(MmapError) -> Region {
+        try map(
+            fileDescriptor: fd,
+            offset: offset,
+            count: count,
+            access: writable ? .readWrite : .readOnly,
+            shared: shared,
+            options: options
+        )
+    }
+
+    /// Opens `path` (read-write for a writable shared mapping, else read-only), maps it as
+    /// ``map(fileDescriptor:offset:count:writable:shared:options:)`` does, and closes it.
+    @usableFromInline
+    internal static func map(
+        path: String,
+        offset: Int64,
+        count: Int?,
+        writable: Bool,
+        shared: Bool,
+        options: MmapOptions
+    ) throws(MmapError) -> Region {
+        try withOpenFile(path, writable && shared ? O_RDWR : O_RDONLY) { fd throws(MmapError) in
+            try map(
+                fileDescriptor: fd,
+                offset: offset,
+                count: count,
+                access: writable ? .readWrite : .readOnly,
+                shared: shared,
+                options: options
+            )
+        }
+    }
+
     /// Maps `count` bytes of `fd` at byte `offset` (any offset; alignment is handled here), or
     /// everything from `offset` to the end of the file when `count` is nil.
     internal static func map(
@@ -165,11 +209,13 @@ extension Region {
     /// options that run after `mmap(2)`: the one place that maps a file.
     ///
     /// A file on hugetlbfs is mapped by the kernel in whole huge pages whatever length it is
-    /// asked for, and only from offsets that are multiples of one; unmapping the length MmapKit
-    /// asked for would then fail. So when the kernel refuses an offset (`EINVAL`), or returns an
-    /// address aligned as a huge page would be (64 KiB, the smallest huge page of any Linux
-    /// architecture: other mappings pay the `fstatfs(2)` at most one time in 16), MmapKit asks
-    /// whether the file lives on hugetlbfs and, if so, maps and unmaps in its huge pages.
+    /// asked for, at an address and from an offset that are multiples of one; unmapping the
+    /// length MmapKit asked for would then fail. So when the kernel refuses an offset (`EINVAL`),
+    /// or returns a mapping whose address and offset are both multiples of the smallest huge page
+    /// this kernel has (2 MiB on x86-64: by chance one small mapping in 512, and large mappings
+    /// the kernel aligns for transparent huge pages), MmapKit asks whether the file lives on
+    /// hugetlbfs (`fstatfs(2)`) and, if so, maps and unmaps in its huge pages. A kernel without
+    /// huge pages is never asked.
     internal static func mapPages(
         fileDescriptor fd: CInt,
         offset: Int64,
@@ -197,8 +243,9 @@ extension Region {
             }
             var address: UnsafeMutableRawPointer? = nil
             let error = unsafe system_mmap(nil, mappedLength, protection, flags, fd, alignedOffset, &address)
+            let addressBits = UInt(bitPattern: address)
             let mayBeHugeTLB =
-                !explicit && (error == EINVAL || (error == 0 && UInt(bitPattern: address) & 0xFFFF == 0))
+                !explicit && (error == EINVAL || (error == 0 && isHugePageAligned(addressBits, alignedOffset)))
             if mayBeHugeTLB {
                 let hugePage: Int?
                 do {
@@ -229,6 +276,15 @@ extension Region {
                 options: options
             )
         }
+    }
+
+    /// Whether a mapping at `address` of the file from `offset` could be a hugetlbfs mapping:
+    /// both are multiples of the smallest huge page (false when the kernel has none).
+    private static func isHugePageAligned(_ address: UInt, _ offset: Int64) -> Bool {
+        let hugePage = smallestHugePageSize
+        guard hugePage > 0 else { return false }
+        return PageAlignment.isAligned(address, to: UInt(hugePage))
+            && PageAlignment.isAligned(offset, to: Int64(hugePage))
     }
 
     /// Maps `count` bytes of zero-filled anonymous memory.

@@ -230,3 +230,7 @@ internal func system_hugeTLBPageSize(_ fd: CInt, _ pageSize: inout Int64) -> CIn
 internal func system_accessMode(_ fd: CInt, _ mode: inout CInt) -> CInt {
     unsafe CMmapShim_accessMode(fd, &mode)
 }
+
+/// The smallest huge page size of this kernel, or 0 (see `CMmapShim_smallestHugePageSize`).
+@inline(__always)
+internal var smallestHugePageSize: Int { Int(CMmapShim_smallestHugePageSize()) }

@@ -1,5 +1,3 @@
-internal import Glibc
-
 /// A memory mapping owned by one value and unmapped exactly once when it ends: ``Mmap``
 /// (read-only) or ``MutableMmap`` (read-write), by its ``MmapAccess`` parameter.
 ///
@@ -18,6 +16,7 @@ public struct MmapHandle<Access: MmapAccess>: ~Copyable, Sendable {
     // since it offers none).
     @usableFromInline internal var region: Region
 
+    @usableFromInline
     internal init(region: Region) {
         self.region = region
     }
@@ -57,6 +56,7 @@ extension MmapHandle {
     ///
     /// The corresponding C function is `mmap(2)`, with `PROT_READ` (and `PROT_WRITE` for a
     /// ``MutableMmap``).
+    @inlinable  // specialized in the caller: the map path pays nothing for being generic
     public init(
         fileDescriptor: CInt,
         offset: Int64 = 0,
@@ -64,7 +64,16 @@ extension MmapHandle {
         sharing: MmapSharing = .shared,
         options: MmapOptions = MmapOptions()
     ) throws(MmapError) {
-        self.init(region: try Self.map(fileDescriptor, offset, count, sharing, options))
+        self.init(
+            region: try Region.map(
+                fileDescriptor: fileDescriptor,
+                offset: offset,
+                count: count,
+                writable: Access._isWritable,
+                shared: sharing == .shared,
+                options: options
+            )
+        )
     }
 
     /// Opens the file at `path`, maps it, and closes it.
@@ -83,6 +92,7 @@ extension MmapHandle {
     ///   as ``init(fileDescriptor:offset:count:sharing:options:)``.
     ///
     /// The corresponding C functions are `open(2)`, `mmap(2)` and `close(2)`.
+    @inlinable  // specialized in the caller: the map path pays nothing for being generic
     public init(
         path: String,
         offset: Int64 = 0,
@@ -90,28 +100,15 @@ extension MmapHandle {
         sharing: MmapSharing = .shared,
         options: MmapOptions = MmapOptions()
     ) throws(MmapError) {
-        let openMode = Access._isWritable && sharing == .shared ? O_RDWR : O_RDONLY
-        let region = try withOpenFile(path, openMode) { fd throws(MmapError) in
-            try Self.map(fd, offset, count, sharing, options)
-        }
-        self.init(region: region)
-    }
-
-    /// Maps a file with the protection of this kind of handle.
-    private static func map(
-        _ fd: CInt,
-        _ offset: Int64,
-        _ count: Int?,
-        _ sharing: MmapSharing,
-        _ options: MmapOptions
-    ) throws(MmapError) -> Region {
-        try Region.map(
-            fileDescriptor: fd,
-            offset: offset,
-            count: count,
-            access: Access._isWritable ? .readWrite : .readOnly,
-            shared: sharing == .shared,
-            options: options
+        self.init(
+            region: try Region.map(
+                path: path,
+                offset: offset,
+                count: count,
+                writable: Access._isWritable,
+                shared: sharing == .shared,
+                options: options
+            )
         )
     }
 }
