@@ -59,7 +59,7 @@ size_t CMmapShim_pageSize(void) {
 // MARK: - Huge page sizes
 
 static pthread_once_t hugePageSizeOnce = PTHREAD_ONCE_INIT;
-static size_t smallestHugePageSize = 0;
+static uint64_t hugePageSizes = 0;
 
 static void readHugePageSizes(void) {
     DIR *directory = opendir("/sys/kernel/mm/hugepages");
@@ -68,15 +68,15 @@ static void readHugePageSizes(void) {
     while ((entry = readdir(directory)) != NULL) {
         unsigned long kilobytes = 0;
         if (sscanf(entry->d_name, "hugepages-%lukB", &kilobytes) != 1 || kilobytes == 0) continue;
-        size_t size = (size_t)kilobytes << 10;
-        if (smallestHugePageSize == 0 || size < smallestHugePageSize) smallestHugePageSize = size;
+        uint64_t size = (uint64_t)kilobytes << 10;
+        if ((size & (size - 1)) == 0) hugePageSizes |= size;  // page sizes are powers of two
     }
     closedir(directory);
 }
 
-size_t CMmapShim_smallestHugePageSize(void) {
+uint64_t CMmapShim_hugePageSizes(void) {
     pthread_once(&hugePageSizeOnce, readHugePageSizes);
-    return smallestHugePageSize;
+    return hugePageSizes;
 }
 
 // MARK: - Mapping counter

@@ -126,6 +126,86 @@ extension MmapKitTests {
             #expect(mappingLines(of: path).isEmpty)
         }
 
+        /// Found by the second review: explicit huge pages of another size than the file's.
+        @Test func explicitHugePagesOfAnotherSizeStillUnmapTheFilesPages() throws {
+            let path = huge.makeFile("data", size: 2 * HugeTLBFileSystem.pageSize)
+            let fd = openFile(path, O_RDWR)
+            defer { close(fd) }
+            try expectNoLeaks { () throws(MmapError) in
+                let small = try MmapOptions.HugePages.explicit(log2: 16)
+                var map = try MutableMmap(fileDescriptor: fd, count: 4096, options: options.hugePages(small))
+                let count = map.count
+                #expect(count == 4096)
+                try map.unmap()
+                _ = try Mmap(fileDescriptor: fd, count: 100, options: options.hugePages(small))  // dropped
+            }
+            #expect(mappingLines(of: path).isEmpty)
+        }
+
+        @Test func destructiveAdviceAndPartialHintsWorkOnAHugeTLBFSMapping() throws {
+            let page = HugeTLBFileSystem.pageSize
+            let path = huge.makeFile("data", size: 2 * page)
+            let fd = openFile(path, O_RDWR)
+            defer { close(fd) }
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(fileDescriptor: fd, options: options)
+                try map.advise(.random, range: 0..<4096)  // widened to the whole huge page
+                try map.advise(.sequential, range: (page + 10)..<(page + 20))
+                try map.advise(.dontNeed, range: 0..<page)  // huge pages are never locked: not refused
+                try map.advise(.remove, range: page..<(2 * page))
+                let view = map.share()
+                try view.advise(.willNeed, range: 1..<2)
+                try view.flush(range: 0..<4096)
+            }
+            #expect(mappingLines(of: path).isEmpty)
+        }
+
+        @Test func aHugeTLBFSMappingRefusesToGrowBeforeTheFileChanges() throws {
+            let page = HugeTLBFileSystem.pageSize
+            let path = huge.makeFile("data", size: page)
+            let fd = openFile(path, O_RDWR)
+            defer { close(fd) }
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(fileDescriptor: fd, options: options)
+                expectMmapError(.unsupported) { () throws(MmapError) in try map.remap(count: 2 * page, mayMove: true) }
+                let failure = expectMmapError(.unsupported) { () throws(MmapError) in
+                    try map.grow(to: 2 * page, fileDescriptor: fd, allocate: false)
+                }
+                #expect(failure?.operation == .grow)
+                try map.remap(count: page - 100, mayMove: false)  // within its huge page: fine
+                let count = map.count
+                #expect(count == page - 100)
+            }
+            var st = stat()
+            #expect(unsafe fstat(fd, &st) == 0 && Int(st.st_size) == page)
+            #expect(mappingLines(of: path).isEmpty)
+        }
+
+        /// The file-system question fails after the kernel mapped a hugetlbfs file: the pages are
+        /// unmapped with the file's page size (found by rounding up, never past it) and the error
+        /// is thrown; nothing leaks and no trap.
+        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
+        func aFailedFileSystemQuestionAfterMappingAHugeTLBFSFileUnmapsItsHugePages() throws {
+            let path = huge.makeFile("data", size: 2 * HugeTLBFileSystem.pageSize)
+            let fd = openFile(path, O_RDONLY)
+            defer { close(fd) }
+            let before = _MmapDiagnostics.liveMappings
+            _MmapFaultInjection.reset()
+            defer { _MmapFaultInjection.reset() }
+            _MmapFaultInjection.inject(.fstatfs, times: 2, errno: EIO)
+            // Offset 0: the kernel maps (a huge-page address), then the question fails. Offset
+            // 4096: the kernel refuses the offset (EINVAL), then the question fails.
+            for offset: Int64 in [0, 4096] {
+                let failure = expectMmapError(.system, errno: EIO) { () throws(MmapError) in
+                    _ = try Mmap(fileDescriptor: fd, offset: offset, count: 100, options: options)
+                }
+                #expect(failure?.operation == .stat)
+            }
+            #expect(_MmapFaultInjection.callCount(.fstatfs) == 2)
+            #expect(_MmapDiagnostics.liveMappings == before)
+            #expect(mappingLines(of: path).isEmpty)
+        }
+
         @Test func aGrowableFileOnHugeTLBFSIsRefusedClearly() throws {
             let path = huge.makeFile("data", size: 0)
             let fd = openFile(path, O_RDWR)
@@ -160,44 +240,6 @@ extension MmapKitTests {
             }
         }
 
-        /// The file-system question asked after a mapping came back at a huge-page address
-        /// fails: the fresh mapping is unmapped and the error thrown; nothing leaks.
-        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
-        func aFailedFileSystemQuestionAfterMappingUnmapsAndThrows() throws {
-            let hugePage = hugePageSizes().min() ?? 0
-            try #require(hugePage > 0, "this kernel has no huge pages, so MmapKit never asks")
-            let path = directory.makeFile("data", count: 4096)
-            let fd = openFile(path, O_RDONLY)
-            defer { close(fd) }
-            let before = _MmapDiagnostics.liveMappings
-            // One-page mappings kept alive are laid out next to each other, so one in every
-            // hugePage / 4096 starts on a huge-page boundary, where MmapKit asks fstatfs(2).
-            let attempts = 2 * hugePage / 4096 + 16
-            _MmapFaultInjection.reset()
-            defer { _MmapFaultInjection.reset() }
-            _MmapFaultInjection.inject(.fstatfs, times: 1_000, errno: EIO)
-            final class Kept {
-                let map: Mmap
-                init(_ map: consuming Mmap) { self.map = map }
-            }
-            var kept: [Kept] = []
-            var failures: [MmapError] = []
-            for _ in 0..<attempts {
-                do throws(MmapError) {
-                    kept.append(Kept(try Mmap(fileDescriptor: fd, count: 4096)))
-                } catch {
-                    failures.append(error)
-                }
-            }
-            #expect(_MmapFaultInjection.callCount(.fstatfs) == failures.count)
-            #expect(!failures.isEmpty)
-            #expect(failures.allSatisfy { $0.code == .system && $0.errno == EIO && $0.operation == .stat })
-            #expect(_MmapDiagnostics.liveMappings == before + kept.count)
-            kept.removeAll()
-            #expect(_MmapDiagnostics.liveMappings == before)
-            #expect(mappingLines(of: path).isEmpty)
-        }
-
         @Test func aGrowableFileNeedsAReadWriteDescriptorEvenForAnEmptyFile() throws {
             let path = directory.makeFile("empty", bytes: [])
             for mode in [O_RDONLY, O_WRONLY] {
@@ -211,14 +253,5 @@ extension MmapKitTests {
             }
             #expect(readFile(path).isEmpty)
         }
-    }
-}
-
-/// The huge page sizes of this kernel (the `hugepages-<size>kB` directories of sysfs).
-func hugePageSizes() -> [Int] {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/kernel/mm/hugepages")) ?? []
-    return names.compactMap { name in
-        guard name.hasPrefix("hugepages-"), name.hasSuffix("kB") else { return nil }
-        return Int(name.dropFirst("hugepages-".count).dropLast(2)).map { $0 << 10 }
     }
 }

@@ -77,10 +77,10 @@ int CMmapShim_open(const char *path, int flags, int mode, int *fd);
 int CMmapShim_close(int fd);
 /// fstat(2) reduced to what MmapKit needs: the size and the file type bits (S_IFMT).
 int CMmapShim_fstat(int fd, int64_t *size, unsigned int *type);
-/// The smallest huge page size this kernel supports (the smallest `hugepages-<size>kB` of
-/// /sys/kernel/mm/hugepages), read once and cached; 0 when there is none (no hugetlbfs), or
-/// when sysfs cannot be read.
-size_t CMmapShim_smallestHugePageSize(void);
+/// The huge page sizes this kernel supports (its /sys/kernel/mm/hugepages/hugepages-<size>kB
+/// directories), as a bit mask of powers of two (bit n set: 2^n bytes), read once and cached;
+/// 0 when there is none (no hugetlbfs), or when sysfs cannot be read.
+uint64_t CMmapShim_hugePageSizes(void);
 /// fstatfs(2) reduced to what MmapKit needs: the huge page size of a file on hugetlbfs (whose
 /// mappings the kernel makes in whole huge pages), or 0 for a file on any other file system.
 int CMmapShim_hugeTLBPageSize(int fd, int64_t *pageSize);

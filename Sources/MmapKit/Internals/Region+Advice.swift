@@ -95,8 +95,9 @@ extension Region {
     /// pages, which changes no contents (and the caller is about to drop them anyway). Its
     /// `EINVAL` can also mean a kernel without `MADV_COLD`: only then is the kernel asked, on
     /// scratch memory, each time (a cached answer could be wrong: the scratch mapping can fail
-    /// under an address-space limit, or be locked by `mlockall(MCL_FUTURE)`). Explicit huge pages
-    /// are refused by `MADV_COLD` too, so they are not probed.
+    /// under an address-space limit, or be locked by `mlockall(MCL_FUTURE)`). Huge pages (explicit,
+    /// or a file on hugetlbfs) are refused by `MADV_COLD` too and are never locked by the kernel,
+    /// so they are not probed.
     private func checkNotLocked(
         _ address: UnsafeMutableRawPointer,
         _ length: Int,
@@ -104,7 +105,7 @@ extension Region {
         _ range: Range<Int>,
         origin: Int
     ) throws(MmapError) {
-        guard options.hugePages?.explicitPageSize == nil else { return }
+        guard alignment == systemPageSize else { return }  // huge pages: never locked by the kernel
         let probe = unsafe system_madvise(address, length, MmapAdvice.cold.rawValue)
         guard probe != 0 else { return }
         let bytes = (range.lowerBound - origin)..<(range.upperBound - origin)

@@ -28,6 +28,7 @@ extension Region {
                     + "(or a memfd, which can grow) and copy"
             )
         }
+        try checkCanGrow(to: newLength, .remap)
         if newLength != mappedLength {
             var address: UnsafeMutableRawPointer? = nil
             let flags = mayMove ? system_MREMAP_MAYMOVE : 0
@@ -65,6 +66,18 @@ extension Region {
         }
     }
 
+    /// Refuses growth past the mapped length of a huge-page mapping (explicit, or a file on
+    /// hugetlbfs): Linux's `mremap(2)` moves or shrinks those but never grows them (`EINVAL`).
+    private func checkCanGrow(to newLength: Int, _ operation: MmapError.Operation) throws(MmapError) {
+        guard newLength > mappedLength, alignment != systemPageSize else { return }
+        throw MmapError(
+            operation,
+            .unsupported,
+            "a mapping of \(alignment >> 10) KiB huge pages cannot grow past its \(mappedLength) mapped bytes: "
+                + "Linux's mremap does not grow huge-page mappings; map the larger range again"
+        )
+    }
+
     /// Extends the file behind `fd` so that it covers `newCount` bytes from the mapping's
     /// offset, then resizes the mapping to match (or maps it, if it was empty).
     internal mutating func grow(
@@ -87,6 +100,9 @@ extension Region {
         let (end, overflow) = fileOffset.addingReportingOverflow(Int64(newCount))
         guard !overflow else {
             throw .invalid(.grow, "offset \(fileOffset) + count \(newCount) overflows a 64-bit file offset")
+        }
+        if unsafe base != nil, let newLength = PageAlignment.alignUp(offsetInPage + newCount, to: alignment) {
+            try checkCanGrow(to: newLength, .grow)  // before the file is extended
         }
         try extendFile(fd, to: end, allocate: allocate)
         guard newCount > count else { return }

@@ -244,21 +244,34 @@ extension Region {
             var address: UnsafeMutableRawPointer? = nil
             let error = unsafe system_mmap(nil, mappedLength, protection, flags, fd, alignedOffset, &address)
             let addressBits = UInt(bitPattern: address)
+            // With explicit huge pages the kernel still maps a hugetlbfs file in the file's own
+            // pages, whatever size the flags name: ask every time (explicit mappings are rare).
             let mayBeHugeTLB =
-                !explicit && (error == EINVAL || (error == 0 && isHugePageAligned(addressBits, alignedOffset)))
+                error == EINVAL || (error == 0 && (explicit || isHugePageAligned(addressBits, alignedOffset)))
             if mayBeHugeTLB {
                 let hugePage: Int?
                 do {
                     hugePage = try hugeTLBPageSize(fd)
                 } catch {
-                    if let address = unsafe address { _ = unsafe system_munmap(address, mappedLength) }
+                    if let address = unsafe address { unsafe unmapUnknownPages(address, mappedLength) }
                     throw error
                 }
-                if let hugePage, hugePage > alignment {
-                    alignment = hugePage
-                    guard error == 0 else { continue }  // map again from the huge page below the offset
-                    // The kernel mapped whole huge pages (it succeeded, so their end fits).
-                    mappedLength = PageAlignment.alignUp(offsetInPage + count, to: hugePage) ?? mappedLength
+                if let hugePage, hugePage != alignment {
+                    if error == 0 {
+                        // The kernel mapped whole pages of the file's size (it succeeded, so the
+                        // offset is a multiple of one and their end fits).
+                        alignment = hugePage
+                        mappedLength = PageAlignment.alignUp(offsetInPage + count, to: hugePage) ?? mappedLength
+                    } else if explicit {
+                        throw .invalid(
+                            .map,
+                            "descriptor \(fd) is on hugetlbfs, whose \(hugePage >> 10) KiB pages the kernel maps "
+                                + "whatever huge pages the options ask for: offset \(offset) must be a multiple of them"
+                        )
+                    } else if hugePage > alignment {
+                        alignment = hugePage
+                        continue  // map again from the huge page below the offset
+                    }
                 }
             }
             guard error == 0, let address = unsafe address else {
@@ -275,6 +288,20 @@ extension Region {
                 flags: flags,
                 options: options
             )
+        }
+    }
+
+    /// Unmaps a fresh mapping of `length` bytes whose page size is unknown (the question about
+    /// its file failed): with `length` first, then rounded up to each huge page size of the
+    /// kernel, smallest first. A hugetlbfs mapping refuses (`EINVAL`) every length that is not a
+    /// multiple of its page, and the first multiple at or past `length` is the kernel's own
+    /// length, so no neighbour is ever unmapped.
+    @unsafe
+    private static func unmapUnknownPages(_ address: UnsafeMutableRawPointer, _ length: Int) {
+        guard unsafe system_munmap(address, length) != 0 else { return }
+        for size in systemHugePageSizes {
+            guard let rounded = PageAlignment.alignUp(length, to: size), rounded != length else { continue }
+            if unsafe system_munmap(address, rounded) == 0 { return }
         }
     }
 
@@ -448,7 +475,12 @@ extension Region {
     internal func pages(covering range: Range<Int>) -> (address: UnsafeMutableRawPointer, length: Int) {
         let base = unsafe base.unsafelyUnwrapped
         let first = PageAlignment.alignDown(offsetInPage + range.lowerBound, to: alignment)
-        let end = offsetInPage + range.upperBound
+        // The kernel rounds the end up to the system page itself, but not to a huge page: a
+        // hugetlb mapping refuses a range that would split one (EINVAL).
+        let end =
+            alignment == systemPageSize
+            ? offsetInPage + range.upperBound
+            : min(PageAlignment.alignUp(offsetInPage + range.upperBound, to: alignment) ?? mappedLength, mappedLength)
         return (unsafe base + first, end - first)
     }
 }

@@ -231,6 +231,16 @@ internal func system_accessMode(_ fd: CInt, _ mode: inout CInt) -> CInt {
     unsafe CMmapShim_accessMode(fd, &mode)
 }
 
-/// The smallest huge page size of this kernel, or 0 (see `CMmapShim_smallestHugePageSize`).
+/// The huge page sizes of this kernel, smallest first (empty without huge pages); see
+/// `CMmapShim_hugePageSizes`.
+internal var systemHugePageSizes: [Int] {
+    let mask = CMmapShim_hugePageSizes()
+    return (0..<64).compactMap { bit in mask & (1 << UInt64(bit)) != 0 ? 1 << bit : nil }
+}
+
+/// The smallest huge page size of this kernel, or 0 when it has none.
 @inline(__always)
-internal var smallestHugePageSize: Int { Int(CMmapShim_smallestHugePageSize()) }
+internal var smallestHugePageSize: Int {
+    let mask = CMmapShim_hugePageSizes()
+    return mask == 0 ? 0 : Int(truncatingIfNeeded: mask & (~mask &+ 1))
+}

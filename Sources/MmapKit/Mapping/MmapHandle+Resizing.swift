@@ -18,8 +18,10 @@ extension MmapHandle {
     ///   mapping; ``MmapError/Code/outOfMemory`` when the mapping cannot grow in place and
     ///   `mayMove` is false; ``MmapError/Code/unsupported`` when advice or locking on part of
     ///   the mapping split it in the kernel (apply the same advice to all of it, or unlock, and
-    ///   retry), or when shared anonymous memory would grow (its new pages would have no
-    ///   backing). On failure the mapping is unchanged.
+    ///   retry), when shared anonymous memory would grow (its new pages would have no
+    ///   backing), or when a huge-page mapping (explicit huge pages, or a file on hugetlbfs)
+    ///   would grow past its mapped huge pages (Linux's `mremap` never grows those). On failure
+    ///   the mapping is unchanged.
     ///
     /// The corresponding C function is `mremap(2)`.
     public mutating func remap(count: Int, mayMove: Bool) throws(MmapError) {
@@ -44,7 +46,9 @@ extension MmapHandle where Access == MmapReadWrite {
     ///   - mayMove: Whether the mapping may move to a new address; `true` by default.
     /// - Throws: ``MmapError/Code/invalidArgument`` for a smaller count, an overflowing end, or
     ///   anonymous memory (whose writes could never reach the file);
-    ///   ``MmapError/Code/noSpace`` when the file system is full; the kernel's error from
+    ///   ``MmapError/Code/noSpace`` when the file system is full; ``MmapError/Code/unsupported``,
+    ///   before the file changes, when a huge-page mapping would grow past its mapped huge pages;
+    ///   the kernel's error from
     ///   `fstat`, `fallocate`, `ftruncate` or `mremap`. When the file was extended but the remap
     ///   failed, the file stays extended and the mapping is unchanged.
     ///
