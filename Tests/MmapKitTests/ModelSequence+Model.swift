@@ -337,8 +337,8 @@ func permissions(at address: UInt, in entries: [MapsEntry]) -> String? {
     return entries[low].permissions
 }
 
-/// Guarded copy of `length` bytes at `address` (for reservations, which have no guarded API):
-/// the bytes, or the offset of the faulting byte.
+/// Guarded copy of `length` bytes at `address`, through the shim (for reading pages back after a
+/// write): the bytes, or the offset of the faulting byte.
 func shimGuardedRead(_ address: UInt, _ length: Int) -> Result<[UInt8], ModelFailure> {
     var result = [UInt8](repeating: 0, count: length)
     let fault = unsafe result.withUnsafeMutableBytes {
@@ -346,15 +346,6 @@ func shimGuardedRead(_ address: UInt, _ length: Int) -> Result<[UInt8], ModelFai
     }
     guard let fault else { return .success(result) }
     return .failure(ModelFailure("fault at +\(fault - address)"))
-}
-
-/// Guarded store of `bytes` at `address`; nil, or a description of the fault.
-func shimGuardedWrite(_ address: UInt, _ bytes: [UInt8]) -> String? {
-    let destination = unsafe UnsafeMutableRawPointer(bitPattern: address)!
-    let fault = unsafe bytes.withUnsafeBytes {
-        unsafe _MmapDiagnostics.guardedCopy(from: $0, into: destination)
-    }
-    return fault == nil ? nil : "fault"
 }
 
 // MARK: - Borrowing accessors
@@ -368,6 +359,34 @@ func reservationMutableCount(_ reservation: inout MmapReservation, _ range: Rang
     let span = try reservation.mutableBytes(in: range)
     return span.byteCount
 }
+/// `length` bytes at `offset` through a handle's public guarded read (reservations and growable
+/// files too): the bytes, or the error.
+func publicGuardedRead<H: MmapBytes & ~Copyable>(
+    _ handle: borrowing H,
+    _ offset: Int,
+    _ length: Int
+) -> Result<[UInt8], MmapError> {
+    do throws(MmapError) {
+        return .success(try handle.guardedBytes(offset..<(offset + length)))
+    } catch {
+        return .failure(error)
+    }
+}
+
+/// `bytes` stored at `offset` through a handle's public guarded array store; nil, or the error.
+func publicGuardedWrite<H: MutableMmapBytes & ~Copyable>(
+    _ handle: inout H,
+    _ offset: Int,
+    _ bytes: [UInt8]
+) -> MmapError? {
+    do throws(MmapError) {
+        try handle.guardedStoreBytes(bytes, toByteOffset: offset)
+        return nil
+    } catch {
+        return error
+    }
+}
+
 func growableBase(_ growable: borrowing MmapGrowableFile) -> UInt { growable.baseAddress }
 func growableCount(_ growable: borrowing MmapGrowableFile) -> Int { growable.count }
 func startAddress<H: MmapBytes & ~Copyable>(_ handle: borrowing H) -> UInt {

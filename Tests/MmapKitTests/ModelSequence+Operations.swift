@@ -314,10 +314,15 @@ extension ModelRunner {
         note("write \(data.count) bytes at \(handleRange.lowerBound) of \(slot.name)\(expectFault ? " (faults)" : "")")
         let prediction: Prediction = expectFault ? .failure(.fault) : .success
         let ok = try judge("guarded write", prediction) { () throws(MmapError) in
-            if slot.mutableMap != nil {
+            switch (slot.mutableMap != nil, op.v & 4 != 0) {  // the span store, or the array one
+            case (true, false):
                 try unsafe slot.mutableMap!.guardedStoreBytes(data.span.bytes, toByteOffset: handleRange.lowerBound)
-            } else {
+            case (true, true):
+                try slot.mutableMap!.guardedStoreBytes(data, toByteOffset: handleRange.lowerBound)
+            case (false, false):
                 try unsafe slot.mutableView!.guardedStoreBytes(data.span.bytes, toByteOffset: handleRange.lowerBound)
+            case (false, true):
+                try slot.mutableView!.guardedStoreBytes(data, toByteOffset: handleRange.lowerBound)
             }
         }
         guard ok else { return }
@@ -342,9 +347,11 @@ extension ModelRunner {
                 _ = try reservationMutableCount(&slot.reservation!, target)
             }
         }
-        if let failure = shimGuardedWrite(model.address + UInt(target.lowerBound), data) {
-            throw ModelFailure("\(slot.name): write of \(target) failed: \(failure)")
-        }
+        let failure =
+            slot.reservation != nil
+            ? publicGuardedWrite(&slot.reservation!, target.lowerBound, data)
+            : publicGuardedWrite(&slot.growable!, target.lowerBound, data)
+        if let failure { throw ModelFailure("\(slot.name): write of \(target) failed: \(failure)") }
         let address = model.address
         try applyWrite(&model.pages, at: target.lowerBound, data) { index in
             shimGuardedRead(address + UInt(index * page), page)

@@ -205,8 +205,9 @@ final class ModelRunner {
         return try slot.mutableView!.guardedBytes(range)
     }
 
-    /// Checks the committed pages of a reservation or growable file, reading through the shim's
-    /// guard (they have no guarded API), and the reservation's own bookkeeping.
+    /// Checks the committed pages of a reservation or growable file through their public guarded
+    /// reads (an uncommitted page of a reservation must be refused as out of bounds before
+    /// anything is read), and the reservation's own bookkeeping.
     func checkReserved(_ slot: Slot) throws {
         guard let model = slot.reserved else { return }
         let address: UInt
@@ -236,13 +237,24 @@ final class ModelRunner {
             let length = min(page, limit - index * page)
             switch expected {
             case .inaccessible:
-                continue
+                guard slot.reservation != nil else { continue }
+                switch publicGuardedRead(slot.reservation!, index * page, length) {
+                case .failure(let error) where error.code == .outOfBounds:
+                    continue
+                case let outcome:
+                    throw ModelFailure("\(slot.name): uncommitted page \(index) gave \(outcome), not outOfBounds")
+                }
             case .fault:
-                if case .success = shimGuardedRead(address + UInt(index * page), length) {
-                    throw ModelFailure("\(slot.name): page \(index) read, the model says past the end of file")
+                switch readReserved(slot, index * page, length) {
+                case .failure(let error) where error.code == .fault && error.faultOffset == index * page:
+                    continue
+                case let outcome:
+                    throw ModelFailure(
+                        "\(slot.name): page \(index) gave \(outcome), the model says past the end of file"
+                    )
                 }
             case .known, .unknown:
-                switch shimGuardedRead(address + UInt(index * page), length) {
+                switch readReserved(slot, index * page, length) {
                 case .success(let bytes):
                     try compare(
                         bytes[...],
@@ -256,6 +268,12 @@ final class ModelRunner {
                 }
             }
         }
+    }
+
+    /// A guarded read of the reservation or growable file of `slot`.
+    func readReserved(_ slot: Slot, _ offset: Int, _ length: Int) -> Result<[UInt8], MmapError> {
+        slot.reservation != nil
+            ? publicGuardedRead(slot.reservation!, offset, length) : publicGuardedRead(slot.growable!, offset, length)
     }
 
     // MARK: - Checks after every step

@@ -103,40 +103,6 @@ internal struct Region: @unchecked Sendable {
 // MARK: - Mapping
 
 extension Region {
-    /// What a mapping may be used for.
-    internal enum Access {
-        case readOnly
-        case readWrite
-
-        internal var protection: CInt {
-            switch self {
-            case .readOnly: PROT_READ
-            case .readWrite: PROT_READ | PROT_WRITE
-            }
-        }
-    }
-
-    /// ``map(fileDescriptor:offset:count:access:shared:options:)`` for a handle that is
-    /// `writable` or not: the non-generic entry of the handles' inlinable constructors.
-    @usableFromInline
-    internal static func map(
-        fileDescriptor fd: CInt,
-        offset: Int64,
-        count: Int?,
-        writable: Bool,
-        shared: Bool,
-        options: MmapOptions
-    ) throws(MmapError) -> Region {
-        try map(
-            fileDescriptor: fd,
-            offset: offset,
-            count: count,
-            access: writable ? .readWrite : .readOnly,
-            shared: shared,
-            options: options
-        )
-    }
-
     /// Opens `path` (read-write for a writable shared mapping, else read-only), maps it as
     /// ``map(fileDescriptor:offset:count:writable:shared:options:)`` does, and closes it.
     @usableFromInline
@@ -153,7 +119,7 @@ extension Region {
                 fileDescriptor: fd,
                 offset: offset,
                 count: count,
-                access: writable ? .readWrite : .readOnly,
+                writable: writable,
                 shared: shared,
                 options: options
             )
@@ -161,12 +127,14 @@ extension Region {
     }
 
     /// Maps `count` bytes of `fd` at byte `offset` (any offset; alignment is handled here), or
-    /// everything from `offset` to the end of the file when `count` is nil.
+    /// everything from `offset` to the end of the file when `count` is nil, readable and, when
+    /// `writable`, writable: the non-generic entry of the handles' inlinable constructors.
+    @usableFromInline
     internal static func map(
         fileDescriptor fd: CInt,
         offset: Int64,
         count: Int?,
-        access: Access,
+        writable: Bool,
         shared: Bool,
         options: MmapOptions
     ) throws(MmapError) -> Region {
@@ -196,7 +164,7 @@ extension Region {
             fileDescriptor: fd,
             offset: offset,
             count: length,
-            protection: access.protection,
+            protection: writable ? PROT_READ | PROT_WRITE : PROT_READ,
             flags: flags,
             alignment: alignment,
             options: options
