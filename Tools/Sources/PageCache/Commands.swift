@@ -74,12 +74,7 @@ package enum PageCacheCommands {
                 }
             } catch {
                 if error.errno == ENODEV {
-                    session.skip(
-                        path: path,
-                        reason: .noPageCache,
-                        detail: "has no page cache (mmap: ENODEV)",
-                        operand: true
-                    )
+                    session.skipWithoutPageCache(path: path)
                 } else {
                     session.fail(path: path, message: error.description)
                 }
@@ -236,12 +231,7 @@ package enum PageCacheCommands {
                 stopIfSignalled(held: held)
             } catch {
                 if error.errno == ENODEV {
-                    session.skip(
-                        path: path,
-                        reason: .noPageCache,
-                        detail: "has no page cache (mmap: ENODEV)",
-                        operand: true
-                    )
+                    session.skipWithoutPageCache(path: path)
                 } else if error.errno == ENOMEM && error.operation == .map {
                     // Out of address space (RLIMIT_AS) or of mappings: give the reserve back so
                     // that the rest of the run can allocate, and go on with the next file.

@@ -139,6 +139,11 @@ final class Session: WalkVisitor {
         if showProgress { progress(path) }
     }
 
+    /// Skips a file the kernel cannot map (`ENODEV`: no page cache, as for many `/sys` files).
+    func skipWithoutPageCache(path: [UInt8]) {
+        skip(path: path, reason: .noPageCache, detail: "has no page cache (mmap: ENODEV)", operand: true)
+    }
+
     func skip(path: [UInt8], reason: SkipReason, detail: String, operand: Bool) {
         skipCounts[reason.rawValue] += 1
         if operand || options.showSkips {
@@ -161,7 +166,7 @@ final class Session: WalkVisitor {
         switch meter.measure(fd: fd, stat: st, range: range.clipped(to: Int(st.st_size)), barWidth: barWidth) {
         case .measured(let counts): return counts
         case .noPageCache:
-            skip(path: path, reason: .noPageCache, detail: "has no page cache (mmap: ENODEV)", operand: true)
+            skipWithoutPageCache(path: path)
             return nil
         case .failed(let message):
             fail(path: path, message: message)
