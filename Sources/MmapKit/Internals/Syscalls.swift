@@ -96,7 +96,9 @@ internal func system_mincore(
 
 @inline(__always)
 internal func system_open(_ path: String, _ flags: CInt, _ mode: CInt, _ fd: inout CInt) -> CInt {
-    unsafe CMmapShim_open(path, flags, mode, &fd)
+    // `withCString`, not the implicit String-to-pointer conversion: that one copies the path
+    // into two heap allocations per call, where `withCString` reads a native string in place.
+    unsafe path.withCString { unsafe CMmapShim_open($0, flags, mode, &fd) }
 }
 
 @inline(__always)
@@ -138,7 +140,7 @@ internal func system_mmapInPlace(
 
 @inline(__always)
 internal func system_memfd_create(_ name: String, _ flags: CUnsignedInt, _ fd: inout CInt) -> CInt {
-    unsafe CMmapShim_memfd_create(name, flags, &fd)
+    unsafe name.withCString { unsafe CMmapShim_memfd_create($0, flags, &fd) }
 }
 
 @inline(__always)
