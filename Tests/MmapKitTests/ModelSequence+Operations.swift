@@ -312,6 +312,16 @@ extension ModelRunner {
         guard !handleRange.isEmpty else { return }
         let data = writeBytes(handleRange.count, seed: op.z)
         note("write \(data.count) bytes at \(handleRange.lowerBound) of \(slot.name)\(expectFault ? " (faults)" : "")")
+        if !expectFault && op.v & 8 != 0 {
+            // Every byte of the range is backed: the typed stores (unguarded) may write it.
+            note("  through typed stores")
+            typedStore(slot, data, at: handleRange.lowerBound, bigEndian: op.v & 16 != 0)
+            let address = mapping.address
+            try applyWrite(&mapping.pages, at: regionStart + handleRange.lowerBound, data) { index in
+                shimGuardedRead(address + UInt(index * page), page)
+            }
+            return
+        }
         let prediction: Prediction = expectFault ? .failure(.fault) : .success
         let ok = try judge("guarded write", prediction) { () throws(MmapError) in
             switch (slot.mutableMap != nil, op.v & 4 != 0) {  // the span store, or the array one
@@ -329,6 +339,35 @@ extension ModelRunner {
         let address = mapping.address
         try applyWrite(&mapping.pages, at: regionStart + handleRange.lowerBound, data) { index in
             shimGuardedRead(address + UInt(index * page), page)
+        }
+    }
+
+    /// Writes `data` at `offset` of the slot's writable map or view with the typed stores: whole
+    /// 8-byte values in the byte order asked, then single bytes.
+    func typedStore(_ slot: Slot, _ data: [UInt8], at offset: Int, bigEndian: Bool) {
+        let order: MmapByteOrder = bigEndian ? .bigEndian : .littleEndian
+        var index = 0
+        while index < data.count {
+            if data.count - index >= 8 {
+                var value: UInt64 = 0
+                for byte in 0..<8 {
+                    let shift = bigEndian ? (7 - byte) * 8 : byte * 8
+                    value |= UInt64(data[index + byte]) << shift
+                }
+                if slot.mutableMap != nil {
+                    slot.mutableMap!.store(value, toByteOffset: offset + index, byteOrder: order)
+                } else {
+                    slot.mutableView!.store(value, toByteOffset: offset + index, byteOrder: order)
+                }
+                index += 8
+            } else {
+                if slot.mutableMap != nil {
+                    slot.mutableMap!.store(data[index], toByteOffset: offset + index, byteOrder: order)
+                } else {
+                    slot.mutableView!.store(data[index], toByteOffset: offset + index, byteOrder: order)
+                }
+                index += 1
+            }
         }
     }
 

@@ -172,6 +172,7 @@ final class ModelRunner {
                 let slice = all[(range.lowerBound - regionStart)..<(range.upperBound - regionStart)]
                 try compare(slice, expected, pageStart: start, range: range, what: slot.name)
             }
+            try checkTypedLoads(slot, all)
             return
         }
         for (range, expected, start) in segments {
@@ -196,6 +197,52 @@ final class ModelRunner {
                 }
             }
         }
+    }
+
+    /// Every byte of the handle is readable (a guarded read of all of it just succeeded): its
+    /// typed loads and typed spans must read what the guarded read did.
+    func checkTypedLoads(_ slot: Slot, _ all: [UInt8]) throws {
+        func load(_ offset: Int, _ order: MmapByteOrder) -> UInt64 {
+            if slot.map != nil { return slot.map!.load(fromByteOffset: offset, as: UInt64.self, byteOrder: order) }
+            if slot.mutableMap != nil {
+                return slot.mutableMap!.load(fromByteOffset: offset, as: UInt64.self, byteOrder: order)
+            }
+            if slot.view != nil { return slot.view!.load(fromByteOffset: offset, as: UInt64.self, byteOrder: order) }
+            return slot.mutableView!.load(fromByteOffset: offset, as: UInt64.self, byteOrder: order)
+        }
+        for offset in Set([0, all.count / 3, all.count - 8]) where offset >= 0 && offset + 8 <= all.count {
+            var bigEndian: UInt64 = 0
+            for byte in 0..<8 { bigEndian = bigEndian << 8 | UInt64(all[offset + byte]) }
+            let big = load(offset, .bigEndian)
+            let little = load(offset, .littleEndian)
+            guard big == bigEndian, little == bigEndian.byteSwapped else {
+                throw ModelFailure(
+                    "\(slot.name): typed loads at \(offset) read \(big)/\(little), the bytes say \(bigEndian)"
+                )
+            }
+        }
+        // The typed span of single bytes is the whole handle.
+        let spanned: [UInt8]
+        if slot.map != nil {
+            spanned = typedSpanBytes(slot.map!)
+        } else if slot.mutableMap != nil {
+            spanned = typedSpanBytes(slot.mutableMap!)
+        } else if slot.view != nil {
+            spanned = typedSpanBytes(slot.view!)
+        } else {
+            spanned = typedSpanBytes(slot.mutableView!)
+        }
+        guard spanned == all else { throw ModelFailure("\(slot.name): its typed span differs from its guarded read") }
+    }
+
+    func typedSpanBytes<A: MmapAccess>(_ map: borrowing MmapHandle<A>) -> [UInt8] {
+        let span = map.bytes.span(of: UInt8.self)
+        return span.indices.map { span[$0] }
+    }
+
+    func typedSpanBytes<A: MmapAccess>(_ view: borrowing MmapViewHandle<A>) -> [UInt8] {
+        let span = view.bytes.span(of: UInt8.self)
+        return span.indices.map { span[$0] }
     }
 
     func guardedRead(_ slot: Slot, _ range: Range<Int>) throws(MmapError) -> [UInt8] {

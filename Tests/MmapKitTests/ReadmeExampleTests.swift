@@ -10,14 +10,13 @@ extension MmapKitTests {
         /// that it is run, not only compiled: `make snippets` compiles the README's own copy.
         func readmeExample(path: String) throws(MmapError) -> UInt64 {
             // README-EXAMPLE-BEGIN
-            // Read a file through a span that borrows the mapping.
+            // Read a file: a safe load at a byte offset, in the file's byte order.
             let map = try Mmap(path: path)
-            let first = unsafe map.bytes.unsafeLoad(fromByteOffset: 0, as: UInt64.self)
+            let first = map.load(fromByteOffset: 0, as: UInt64.self, byteOrder: .littleEndian)
 
             // Write through a shared mapping, then make the write durable.
             var log = try MutableMmap(path: path, count: 8)
-            var bytes = log.mutableBytes
-            bytes.storeBytes(of: first &+ 1, toByteOffset: 0, as: UInt64.self)
+            log.store(first &+ 1, toByteOffset: 0, byteOrder: .littleEndian)
             try log.flush()
             // README-EXAMPLE-END
             return first
