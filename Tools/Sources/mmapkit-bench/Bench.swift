@@ -20,7 +20,8 @@ struct Bench: ParsableCommand {
     )
 
     static let allWorkloadNames = [
-        "scan", "scan-populate", "random", "mapcycle-64k", "anon-touch", "anon-touch-populate", "anon-touch-thp",
+        "scan", "scan-populate", "random", "random-checked", "mapcycle-64k", "anon-touch", "anon-touch-populate",
+        "anon-touch-thp",
         "write-flush", "read", "limit-scan", "views-scan", "ring-64k", "guard-load-8", "guard-copy-4k",
     ]
 

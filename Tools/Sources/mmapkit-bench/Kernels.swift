@@ -17,7 +17,18 @@ func sumWords(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
     return sum
 }
 
-/// Wrapping sum of the little-endian UInt64 words of `bytes` through the safe span API.
+/// Wrapping sum of the words of a typed span (MmapKit's `span(of:)`): the safe path.
+@inline(__always)
+func sumWords(_ words: Span<UInt64>) -> UInt64 {
+    var sum: UInt64 = 0
+    for i in words.indices {
+        sum &+= words[i]
+    }
+    return sum
+}
+
+/// Wrapping sum of the little-endian UInt64 words of `bytes` through `RawSpan.unsafeLoad` (what
+/// the standard library offers without MmapKit's typed access).
 @inline(__always)
 func sumWords(_ bytes: RawSpan) -> UInt64 {
     var sum: UInt64 = 0
@@ -26,6 +37,19 @@ func sumWords(_ bytes: RawSpan) -> UInt64 {
     while i < words {
         sum &+= bytes.unsafeLoad(fromByteOffset: i &* 8, as: UInt64.self)
         i &+= 1
+    }
+    return sum
+}
+
+/// Wrapping sum of the words of `bytes`, `chunk` bytes at a time, each chunk a typed span.
+@inline(__always)
+func sumChunks(_ bytes: RawSpan, chunk: Int) -> UInt64 {
+    var sum: UInt64 = 0
+    var start = 0
+    while start < bytes.byteCount {
+        let end = min(start + chunk, bytes.byteCount)
+        sum &+= sumWords(bytes.extracting(start..<end).span(of: UInt64.self))
+        start = end
     }
     return sum
 }
@@ -55,7 +79,57 @@ func randomSum(_ bytes: UnsafeRawBufferPointer, reads: Int) -> UInt64 {
     return sum
 }
 
-/// Sum of `reads` words at pseudo-random word offsets of `bytes`, through the span API.
+/// Sum of `reads` words at pseudo-random indices of a typed span (MmapKit's `span(of:)`): the
+/// safe path. Each index is bounds-checked; the optimizer removes the check, as `x % count` is
+/// provably in range.
+@inline(__always)
+func randomSum(_ words: Span<UInt64>, reads: Int) -> UInt64 {
+    var generator = XorShift64Star()
+    let count = UInt64(words.count)
+    guard count > 0 else { return 0 }
+    var sum: UInt64 = 0
+    for _ in 0..<reads {
+        sum &+= words[Int(generator.next() % count)]
+    }
+    return sum
+}
+
+/// Sum of `reads` words at pseudo-random word offsets of `bytes`, through a raw pointer with the
+/// bounds check a safe byte-offset API makes (the baseline of `random-checked`).
+@inline(__always)
+func randomSumChecked(_ bytes: UnsafeRawBufferPointer, reads: Int) -> UInt64 {
+    var generator = XorShift64Star()
+    let length = bytes.count
+    let words = UInt64(length / 8)
+    guard let base = bytes.baseAddress, words > 0 else { return 0 }
+    var sum: UInt64 = 0
+    for _ in 0..<reads {
+        let offset = Int(generator.next() % words) &* 8
+        precondition(UInt(bitPattern: offset) <= UInt(length) && 8 <= length &- offset, "out of bounds")
+        sum &+= base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+    }
+    return sum
+}
+
+/// Sum of `reads` little-endian words at pseudo-random word offsets of `bytes`, through MmapKit's
+/// safe `load(fromByteOffset:as:byteOrder:)` (bounds-checked like `randomSumChecked`).
+@inline(__always)
+func randomSumLoads(_ bytes: RawSpan, reads: Int) -> UInt64 {
+    var generator = XorShift64Star()
+    let words = UInt64(bytes.byteCount / 8)
+    guard words > 0 else { return 0 }
+    var sum: UInt64 = 0
+    for _ in 0..<reads {
+        sum &+= bytes.load(
+            fromByteOffset: Int(generator.next() % words) &* 8,
+            as: UInt64.self,
+            byteOrder: .littleEndian
+        )
+    }
+    return sum
+}
+
+/// Sum of `reads` words at pseudo-random word offsets of `bytes`, through `RawSpan.unsafeLoad`.
 @inline(__always)
 func randomSum(_ bytes: RawSpan, reads: Int) -> UInt64 {
     var generator = XorShift64Star()
@@ -122,9 +196,10 @@ func writeWords(_ bytes: inout MutableRawSpan) -> UInt64 {
 
 // MARK: - Raw system calls from Swift (the same-language baseline)
 
-/// Opens `path` read-only, or exits: the benchmark's own files must exist.
+/// Opens `path` read-only, or exits: the benchmark's own files must exist. `withCString`, as a
+/// careful programmer writes it: the implicit String-to-pointer conversion allocates.
 func rawOpen(_ path: String, _ flags: CInt = O_RDONLY) -> CInt {
-    let fd = open(path, flags | O_CLOEXEC)
+    let fd = path.withCString { open($0, flags | O_CLOEXEC) }
     precondition(fd >= 0, "open \(path) failed: \(String(cString: strerror(errno)))")
     return fd
 }

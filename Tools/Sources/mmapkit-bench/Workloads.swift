@@ -66,6 +66,10 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
             },
             Implementation(name: "mmapkit") {
                 let map = try Mmap(path: data, options: MmapOptions().populate(populate))
+                return sumWords(map.bytes.span(of: UInt64.self))
+            },
+            Implementation(name: "mmapkit-rawspan") {
+                let map = try Mmap(path: data, options: MmapOptions().populate(populate))
                 return sumWords(map.bytes)
             },
             Implementation(name: "mmapkit-unsafe") {
@@ -110,7 +114,7 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
                 },
                 Implementation(name: "mmapkit") {
                     let map = try Mmap(path: data)
-                    return randomSum(map.bytes, reads: reads)
+                    return randomSum(map.bytes.span(of: UInt64.self), reads: reads)
                 },
                 Implementation(name: "mmapkit-unsafe") {
                     let map = try Mmap(path: data)
@@ -119,6 +123,35 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
                 Implementation(name: "foundation-data") {
                     let bytes = try Data(contentsOf: dataURL, options: .alwaysMapped)
                     return bytes.withUnsafeBytes { randomSum($0, reads: reads) }
+                },
+            ]
+        )
+    )
+
+    // MARK: random-checked: byte-offset reads that must be bounds-checked, against a raw loop
+    // that makes the same check
+    workloads.append(
+        Workload(
+            name: "random-checked",
+            bytes: reads * 8,
+            baseline: "raw-checked",
+            implementations: [
+                Implementation(name: "raw-checked") {
+                    let fd = rawOpen(data)
+                    let length = rawSize(fd)
+                    let base = rawMap(length, PROT_READ, MAP_SHARED, fd)
+                    close(fd)
+                    let sum = randomSumChecked(UnsafeRawBufferPointer(start: base, count: length), reads: reads)
+                    munmap(base, length)
+                    return sum
+                },
+                Implementation(name: "mmapkit-load") {
+                    let map = try Mmap(path: data)
+                    return randomSumLoads(map.bytes, reads: reads)
+                },
+                Implementation(name: "mmapkit-rawspan") {
+                    let map = try Mmap(path: data)
+                    return randomSum(map.bytes, reads: reads)
                 },
             ]
         )
@@ -151,6 +184,13 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
                         let fd = rawOpen(small)
                         sum &+= try firstAndLast(Mmap(fileDescriptor: fd))  // unmapped before the close
                         close(fd)
+                    }
+                    return sum
+                },
+                Implementation(name: "mmapkit-path") {
+                    var sum: UInt64 = 0
+                    for _ in 0..<cycles {
+                        sum &+= try firstAndLast(Mmap(path: small))
                     }
                     return sum
                 },
@@ -272,7 +312,12 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
                 },
                 Implementation(name: "mmapkit") {
                     let map = try Mmap(path: data)
-                    return sumWords(map.bytes)
+                    return sumWords(map.bytes.span(of: UInt64.self))
+                },
+                Implementation(name: "mmapkit-chunks") {
+                    // The pread loop's shape on a mapping: 1 MiB chunks, each a typed span.
+                    let map = try Mmap(path: data)
+                    return sumChunks(map.bytes, chunk: 1 << 20)
                 },
             ]
         )
@@ -335,7 +380,7 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
                         group.enter()
                         DispatchQueue.global().async {
                             let view = transfer.take()
-                            total.add(sumWords(view.bytes), ordering: .relaxed)
+                            total.add(sumWords(view.bytes.span(of: UInt64.self)), ordering: .relaxed)
                             group.leave()
                         }
                     }
