@@ -95,10 +95,8 @@ internal func system_mincore(
 }
 
 @inline(__always)
-internal func system_open(_ path: String, _ flags: CInt, _ mode: CInt, _ fd: inout CInt) -> CInt {
-    // `withCString`, not the implicit String-to-pointer conversion: that one copies the path
-    // into two heap allocations per call, where `withCString` reads a native string in place.
-    unsafe path.withCString { unsafe CMmapShim_open($0, flags, mode, &fd) }
+internal func system_open(_ path: UnsafePointer<CChar>, _ flags: CInt, _ mode: CInt, _ fd: inout CInt) -> CInt {
+    unsafe CMmapShim_open(path, flags, mode, &fd)
 }
 
 @inline(__always)
