@@ -342,9 +342,23 @@ extension ModelRunner {
         }
     }
 
-    /// Writes `data` at `offset` of the slot's writable map or view with the typed stores: whole
-    /// 8-byte values in the byte order asked, then single bytes.
+    /// Writes `data` at `offset` of the slot's writable map or view with the typed stores.
     func typedStore(_ slot: Slot, _ data: [UInt8], at offset: Int, bigEndian: Bool) {
+        if slot.mutableMap != nil {
+            typedStore(&slot.mutableMap!, data, at: offset, bigEndian: bigEndian)
+        } else {
+            typedStore(&slot.mutableView!, data, at: offset, bigEndian: bigEndian)
+        }
+    }
+
+    /// Writes `data` at `offset` of `handle` with the typed stores: whole 8-byte values in the
+    /// byte order asked, then single bytes.
+    func typedStore<H: MutableMmapBytes & ~Copyable>(
+        _ handle: inout H,
+        _ data: [UInt8],
+        at offset: Int,
+        bigEndian: Bool
+    ) {
         let order: MmapByteOrder = bigEndian ? .bigEndian : .littleEndian
         var index = 0
         while index < data.count {
@@ -354,18 +368,10 @@ extension ModelRunner {
                     let shift = bigEndian ? (7 - byte) * 8 : byte * 8
                     value |= UInt64(data[index + byte]) << shift
                 }
-                if slot.mutableMap != nil {
-                    slot.mutableMap!.store(value, toByteOffset: offset + index, byteOrder: order)
-                } else {
-                    slot.mutableView!.store(value, toByteOffset: offset + index, byteOrder: order)
-                }
+                handle.store(value, toByteOffset: offset + index, byteOrder: order)
                 index += 8
             } else {
-                if slot.mutableMap != nil {
-                    slot.mutableMap!.store(data[index], toByteOffset: offset + index, byteOrder: order)
-                } else {
-                    slot.mutableView!.store(data[index], toByteOffset: offset + index, byteOrder: order)
-                }
+                handle.store(data[index], toByteOffset: offset + index, byteOrder: order)
                 index += 1
             }
         }
@@ -385,6 +391,20 @@ extension ModelRunner {
             _ = try judge("mutableBytes(in:)", .success) { () throws(MmapError) in
                 _ = try reservationMutableCount(&slot.reservation!, target)
             }
+        }
+        if op.v & 8 != 0 {
+            // Every byte of the range is committed and backed: the typed stores may write it.
+            note("  through typed stores")
+            if slot.reservation != nil {
+                typedStore(&slot.reservation!, data, at: target.lowerBound, bigEndian: op.v & 16 != 0)
+            } else {
+                typedStore(&slot.growable!, data, at: target.lowerBound, bigEndian: op.v & 16 != 0)
+            }
+            let address = model.address
+            try applyWrite(&model.pages, at: target.lowerBound, data) { index in
+                shimGuardedRead(address + UInt(index * page), page)
+            }
+            return
         }
         let failure =
             slot.reservation != nil

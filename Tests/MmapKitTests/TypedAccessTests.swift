@@ -188,6 +188,40 @@ extension MmapKitTests {
             #expect(preadBytes(path, 4094, 6) == [0x34, 0x12, 0xFE, 0xED, 0xFA, 0xCE])
         }
 
+        @Test func theNewerHandlesLoadAndStoreToo() throws {
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            try expectNoLeaks { () throws(MmapError) in
+                var reservation = try MmapReservation(count: 8 * page)
+                try reservation.commit((2 * page)..<(3 * page))
+                reservation.store(UInt32(0xA1B2_C3D4), toByteOffset: 2 * page + 1, byteOrder: .bigEndian)
+                #expect(
+                    reservation.load(fromByteOffset: 2 * page + 1, as: UInt32.self, byteOrder: .littleEndian)
+                        == 0xD4C3_B2A1
+                )
+
+                // A value across the end of a mirrored ring reads the bytes from its start.
+                var ring = try MmapMirroredRing(capacity: page)
+                ring.store(UInt64(0x0102_0304_0506_0708), toByteOffset: page - 3, byteOrder: .bigEndian)
+                #expect(ring.load(fromByteOffset: 0, as: UInt32.self, byteOrder: .bigEndian) == 0x0405_0607)
+                #expect(
+                    ring.load(fromByteOffset: page - 3, as: UInt64.self, byteOrder: .bigEndian) == 0x0102_0304_0506_0708
+                )
+            }
+            let path = directory.makeFile("growable", bytes: [])
+            let fd = unsafe open(path, O_RDWR)
+            defer { close(fd) }
+            try expectNoLeaks { () throws(MmapError) in
+                var file = try MmapGrowableFile(fileDescriptor: fd, capacity: 16 * page)
+                try file.grow(to: 100)
+                file.store(Double(6.5), toByteOffset: 92, byteOrder: .littleEndian)
+                #expect(file.load(fromByteOffset: 92, as: Double.self, byteOrder: .littleEndian) == 6.5)
+                try file.flush()
+            }
+            var double = [UInt8](repeating: 0, count: 8)
+            unsafe withUnsafeBytes(of: (6.5).bitPattern.littleEndian) { unsafe double = Array($0) }
+            #expect(preadBytes(path, 92, 8) == double)
+        }
+
         // MARK: - Programmer errors trap with a message
 
         @Test func aLoadPastTheEndTraps() async {
@@ -195,7 +229,7 @@ extension MmapKitTests {
                 let map = try! MutableMmap(anonymous: 16)
                 _ = map.load(fromByteOffset: 9, as: UInt64.self, byteOrder: .native)
             }
-            expectMessage(result, "an access of 8 bytes at byte offset 9 is outside the 16 bytes")
+            expectMessage(result, "MmapKit: access: 8 bytes at offset 9 are outside the 16-byte mapping")
         }
 
         @Test func aLoadAtANegativeOffsetTraps() async {
@@ -211,7 +245,17 @@ extension MmapKitTests {
                 var map = try! MutableMmap(anonymous: 16)
                 map.store(UInt32(1), toByteOffset: 13, byteOrder: .bigEndian)
             }
-            expectMessage(result, "an access of 4 bytes at byte offset 13 is outside the 16 bytes")
+            expectMessage(result, "MmapKit: access: 4 bytes at offset 13 are outside the 16-byte mapping")
+        }
+
+        @Test func aLoadOfUncommittedReservedMemoryTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+                var reservation = try! MmapReservation(count: 4 * page)
+                try! reservation.commit(0..<page)
+                _ = reservation.load(fromByteOffset: page - 4, as: UInt64.self, byteOrder: .native)
+            }
+            expectMessage(result, "are not inside committed memory")
         }
 
         @Test func aMisalignedTypedSpanTraps() async {
