@@ -1,0 +1,2 @@
+import CSQLite
+print(String(cString: sqlite3_libversion()))
