@@ -17,10 +17,15 @@
 /// life of the same bytes, or a frame of another log never validates. All integers are
 /// little-endian.
 public enum Format {
+    /// The first 8 bytes of a log.
     public static let magic: UInt64 = 0x3130_474F_4C47_4553  // "SEGLOG01" read little-endian
+    /// The format version.
     public static let version: UInt32 = 1
+    /// The header's size: records start at this offset.
     public static let headerSize = 4096
+    /// Length, CRC and sequence number before each payload.
     public static let frameHeaderSize = 16
+    /// Where in the header the writer publishes its durable end.
     public static let durableEndOffset = 64
     /// The largest payload: 1 GiB.
     public static let maxPayload = 1 << 30
@@ -38,8 +43,7 @@ public enum Format {
 
     /// The chained CRC of a record.
     @inlinable
-    public static func recordCRC(seed: UInt32, length: UInt32, seq: UInt64, payload: UnsafeRawBufferPointer) -> UInt32
-    {
+    public static func recordCRC(seed: UInt32, length: UInt32, seq: UInt64, payload: UnsafeRawBufferPointer) -> UInt32 {
         var crc = CRC32C.update(seed, value: length.littleEndian)
         crc = CRC32C.update(crc, value: seq.littleEndian)
         return CRC32C.update(crc, payload)
@@ -89,6 +93,7 @@ public struct RecordIndex: Sendable {
     /// The chained CRC of each record.
     public internal(set) var crcs: [UInt32] = []
 
+    /// The number of records.
     public var count: Int { offsets.count }
 
     mutating func append(offset: Int, length: UInt32, crc: UInt32) {

@@ -56,7 +56,12 @@ func scanRecords<B: MmapBytes & ~Copyable>(
         let computed = try scratch.withMutableBytes { (b) throws(MmapError) -> UInt32 in
             let payload = UnsafeMutableRawBufferPointer(rebasing: b[0..<Int(length)])
             try guardedCopy(bytes, from: offset + Format.frameHeaderSize, into: payload)
-            return Format.recordCRC(seed: state.seed, length: length, seq: seq, payload: UnsafeRawBufferPointer(payload))
+            return Format.recordCRC(
+                seed: state.seed,
+                length: length,
+                seq: seq,
+                payload: UnsafeRawBufferPointer(payload)
+            )
         }
         guard computed == crc else {
             return .invalid("record \(seq) at \(offset) fails its checksum")

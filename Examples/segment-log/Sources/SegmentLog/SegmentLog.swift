@@ -23,6 +23,7 @@ public struct SegmentLog: ~Copyable {
         /// The largest growth step (growth doubles the file up to this step).
         public var maxGrowthStep: Int
 
+        /// Options with the given sizes (64 GiB of address space, 1 MiB first, 64 MiB steps).
         public init(capacity: Int = 64 << 30, initialSize: Int = 1 << 20, maxGrowthStep: Int = 64 << 20) {
             self.capacity = capacity
             self.initialSize = initialSize
@@ -44,6 +45,7 @@ public struct SegmentLog: ~Copyable {
         /// Whether the file was created (or its creation had not finished).
         public var created: Bool
 
+        /// A one-line summary.
         public var description: String {
             var s = "\(records) records, end at byte \(end)"
             if created { s += ", new log" }
@@ -52,6 +54,7 @@ public struct SegmentLog: ~Copyable {
         }
     }
 
+    /// The file.
     public let path: String
     var file: MmapGrowableFile
     let fd: CInt
@@ -113,7 +116,9 @@ public struct SegmentLog: ~Copyable {
                 created = true
                 salt = UInt64.random(in: 1...UInt64.max)
                 try Self.mm("cannot create \(path)") { () throws(MmapError) in
-                    if file.count < options.initialSize { try file.grow(to: max(options.initialSize, 2 * Format.headerSize)) }
+                    if file.count < options.initialSize {
+                        try file.grow(to: max(options.initialSize, 2 * Format.headerSize))
+                    }
                     try file.guardedStoreBytes(Format.header(salt: salt), toByteOffset: 0)
                     try file.flush()
                 }
@@ -207,7 +212,9 @@ public struct SegmentLog: ~Copyable {
     /// ``appendBuffered(_:)`` of raw bytes.
     @discardableResult
     public mutating func appendBuffered(bytes payload: UnsafeRawBufferPointer) throws(SegmentLogError) -> UInt64 {
-        if let poisoned { throw SegmentLogError(.poisoned, "the log refuses appends after a failed flush: \(poisoned)") }
+        if let poisoned {
+            throw SegmentLogError(.poisoned, "the log refuses appends after a failed flush: \(poisoned)")
+        }
         guard payload.count <= Format.maxPayload else {
             throw SegmentLogError(.invalidArgument, "a \(payload.count)-byte record is larger than 1 GiB")
         }
@@ -247,7 +254,9 @@ public struct SegmentLog: ~Copyable {
     ///   after a failed writeback Linux may have dropped the dirty pages, so retrying could
     ///   report success for data that is gone. Reopen the log to recover what is on disk.
     public mutating func commit() throws(SegmentLogError) {
-        if let poisoned { throw SegmentLogError(.poisoned, "the log refuses appends after a failed flush: \(poisoned)") }
+        if let poisoned {
+            throw SegmentLogError(.poisoned, "the log refuses appends after a failed flush: \(poisoned)")
+        }
         guard let start = pendingStart else { return }
         let range = start..<end
         do {
@@ -359,14 +368,20 @@ public struct SegmentLog: ~Copyable {
 
     func byteRange(_ records: Range<Int>) throws(SegmentLogError) -> Range<Int> {
         guard records.lowerBound >= 0, records.upperBound <= index.count, !records.isEmpty else {
-            throw SegmentLogError(.invalidArgument, "records \(records) are not a non-empty range of the \(index.count)")
+            throw SegmentLogError(
+                .invalidArgument,
+                "records \(records) are not a non-empty range of the \(index.count)"
+            )
         }
         return index.byteRange(ofRecords: records)
     }
 
     // MARK: - Helpers
 
-    static func mm<T>(_ context: @autoclosure () -> String, _ body: () throws(MmapError) -> T) throws(SegmentLogError)
+    static func mm<T>(
+        _ context: @autoclosure () -> String,
+        _ body: () throws(MmapError) -> T
+    ) throws(SegmentLogError)
         -> T
     {
         do { return try body() } catch { throw SegmentLogError(error, context()) }

@@ -31,13 +31,16 @@ public struct SegmentLogError: Error, CustomStringConvertible, Sendable {
         case mmap
     }
 
+    /// What kind of failure this is.
     public var code: Code
+    /// What happened, for people.
     public var message: String
     /// The MmapKit error underneath, if any.
     public var mmapError: MmapError?
     /// The errno, or 0.
     public var errno: CInt
 
+    /// An error of `code` with a message.
     public init(_ code: Code, _ message: String, errno: CInt = 0, mmapError: MmapError? = nil) {
         self.code = code
         self.message = message
@@ -51,5 +54,6 @@ public struct SegmentLogError: Error, CustomStringConvertible, Sendable {
         self.init(code, "\(context): \(error)", errno: error.errno, mmapError: error)
     }
 
+    /// The message, prefixed with `segment-log:`.
     public var description: String { "segment-log: \(message)" }
 }

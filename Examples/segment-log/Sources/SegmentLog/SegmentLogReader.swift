@@ -13,6 +13,7 @@ import MmapKit
 /// It sees only records below the durable end the writer publishes after each commit, so it
 /// never sees a record that a crash could still take back.
 public struct SegmentLogReader: ~Copyable {
+    /// The file.
     public let path: String
     let fd: CInt
     let identity: System.Identity
@@ -201,7 +202,10 @@ public struct SegmentLogReader: ~Copyable {
 
     func byteRange(_ records: Range<Int>) throws(SegmentLogError) -> Range<Int> {
         guard records.lowerBound >= 0, records.upperBound <= index.count, !records.isEmpty else {
-            throw SegmentLogError(.invalidArgument, "records \(records) are not a non-empty range of the \(index.count)")
+            throw SegmentLogError(
+                .invalidArgument,
+                "records \(records) are not a non-empty range of the \(index.count)"
+            )
         }
         return index.byteRange(ofRecords: records)
     }

@@ -5,7 +5,9 @@ import Glibc
 /// SplitMix64: a tiny seeded generator, so every random choice of a test can be replayed.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
+    /// A generator that starts from `seed`.
     public init(seed: UInt64) { state = seed }
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
@@ -25,6 +27,7 @@ public enum Pattern {
         return r % 8 == 0 ? Int((r >> 8) % 12_289) : Int((r >> 8) % 601)
     }
 
+    /// The payload of record `seq`, of `length` bytes or ``length(seq:)``.
     public static func payload(seq: UInt64, length: Int? = nil) -> [UInt8] {
         let n = length ?? Self.length(seq: seq)
         var g = SplitMix64(seed: seq ^ 0xA5A5_A5A5_A5A5_A5A5)
@@ -44,6 +47,7 @@ public enum Pattern {
 
 /// A child process started with `posix_spawn(3)`, its standard output optionally a pipe.
 public struct ChildProcess: Sendable {
+    /// The child's process id.
     public let pid: pid_t
     /// The read end of the child's standard output, or -1.
     public let output: CInt

@@ -256,7 +256,9 @@ func randomReads() {
     let size = 4096
     let count = config.readLogBytes / size
     let data = payloads(size)
-    print("  building a \(config.readLogBytes >> 20) MiB log and SQLite table of \(count) records of \(size) B (untimed)")
+    print(
+        "  building a \(config.readLogBytes >> 20) MiB log and SQLite table of \(count) records of \(size) B (untimed)"
+    )
     unlink(logPath)
     remove(dbPath)
     do {
@@ -295,7 +297,9 @@ func randomReads() {
     }
     func first8(_ b: [UInt8]) -> UInt64 { b.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } }
     func logReads(verify: Bool) -> Implementation {
-        Implementation(name: verify ? "segment log reader, guarded copy + CRC check" : "segment log reader, guarded copy, no CRC") {
+        Implementation(
+            name: verify ? "segment log reader, guarded copy + CRC check" : "segment log reader, guarded copy, no CRC"
+        ) {
             var buffer: [UInt8] = []
             var indices = Indices()
             var sum: UInt64 = 0
@@ -322,7 +326,9 @@ func randomReads() {
                 let t0 = monotonicSeconds()
                 for _ in 0..<n {
                     sqlite3_bind_int64(select, 1, sqlite3_int64(indices.next(count) + 1))
-                    guard sqlite3_step(select) == SQLITE_ROW else { die("select: \(String(cString: sqlite3_errmsg(db.db)))") }
+                    guard sqlite3_step(select) == SQLITE_ROW else {
+                        die("select: \(String(cString: sqlite3_errmsg(db.db)))")
+                    }
                     let bytes = Int(sqlite3_column_bytes(select, 0))
                     let blob = sqlite3_column_blob(select, 0)
                     if buffer.count != bytes { buffer = [UInt8](repeating: 0, count: bytes) }
@@ -362,8 +368,12 @@ print("")
 print("| workload | implementation | median /s | min–max /s | first row ÷ this: paired median [min–max] |")
 print("| --- | --- | ---: | ---: | ---: |")
 for r in rows {
-    let ratio = r.name.hasPrefix("segment log") && r.ratios.allSatisfy({ $0 == 1 }) ? "1 (baseline)" : format2(median(r.ratios)) + " [\(format2(r.ratios.min()!))–\(format2(r.ratios.max()!))]"
-    print("| \(r.workload) | \(r.name) | \(format(median(r.rates))) | \(format(r.rates.min()!))–\(format(r.rates.max()!)) | \(ratio) |")
+    let ratio =
+        r.name.hasPrefix("segment log") && r.ratios.allSatisfy({ $0 == 1 })
+        ? "1 (baseline)" : format2(median(r.ratios)) + " [\(format2(r.ratios.min()!))–\(format2(r.ratios.max()!))]"
+    print(
+        "| \(r.workload) | \(r.name) | \(format(median(r.rates))) | \(format(r.rates.min()!))–\(format(r.rates.max()!)) | \(ratio) |"
+    )
 }
 print("")
 print("total \(Int(monotonicSeconds() - start)) s")

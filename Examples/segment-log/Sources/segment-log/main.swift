@@ -19,7 +19,9 @@ func fail(_ message: String) -> Never {
 }
 
 func usage() -> Never {
-    fail("usage: segment-log append PATH [COUNT] | dump PATH | follow PATH COUNT | crash-test [--kills N] [--seed S] [--dir D]")
+    fail(
+        "usage: segment-log append PATH [COUNT] | dump PATH | follow PATH COUNT | crash-test [--kills N] [--seed S] [--dir D]"
+    )
 }
 
 /// Writes all of `bytes` to `fd` or exits.
@@ -182,10 +184,13 @@ func crashTest(kills: Int, seed: UInt64, dir: String) -> Never {
             // (recovery has checked every checksum of the chain anyway).
             let from = (round % 100 == 0 || round == kills) ? 0 : max(0, verified - 1)
             if let (i, why) = firstBadRecord(log, from..<count) {
-                fail("round \(round): record \(i + 1) of \(count) is visible but wrong: \(why); recovery: \(log.recovery)")
+                fail(
+                    "round \(round): record \(i + 1) of \(count) is visible but wrong: \(why); recovery: \(log.recovery)"
+                )
             }
             verified = count
-            stats.unacknowledgedKept += count - Int(min(lastAck, UInt64(count))) - (previousCount - min(previousCount, Int(lastAck)))
+            stats.unacknowledgedKept +=
+                count - Int(min(lastAck, UInt64(count))) - (previousCount - min(previousCount, Int(lastAck)))
             previousCount = count
             stats.records = count
             stats.logBytes = log.end

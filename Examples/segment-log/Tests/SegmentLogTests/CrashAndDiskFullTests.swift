@@ -9,9 +9,12 @@ import Testing
 @Suite struct CrashTests {
     @Test func everyAcknowledgedRecordSurvivesSIGKILL() throws {
         let kills = getenv("SEGMENT_LOG_KILLS").flatMap { Int(String(cString: $0)) } ?? 100
-        let seed = getenv("SEGMENT_LOG_SEED").flatMap { UInt64(String(cString: $0)) } ?? UInt64.random(in: 0...UInt64.max)
+        let seed =
+            getenv("SEGMENT_LOG_SEED").flatMap { UInt64(String(cString: $0)) } ?? UInt64.random(in: 0...UInt64.max)
         try withTemporaryDirectory { dir in
-            let (status, output) = run([toolPath, "crash-test", "--kills", String(kills), "--seed", String(seed), "--dir", dir])
+            let (status, output) = run([
+                toolPath, "crash-test", "--kills", String(kills), "--seed", String(seed), "--dir", dir,
+            ])
             print(output)
             #expect(status == 0, "crash test failed (seed \(seed)): \(output)")
             #expect(output.contains("records lost                   0"), "\(output)")
@@ -21,7 +24,9 @@ import Testing
 
 /// Disk full on a small tmpfs mounted for the test (root only: CI runs as root).
 @Suite struct DiskFullTests {
-    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root; run the tests as root to check disk-full behaviour"))
+    @Test(
+        .enabled(if: getuid() == 0, "mounting a tmpfs needs root; run the tests as root to check disk-full behaviour")
+    )
     func appendFailsClearlyOnAFullDiskAndResumesWhenSpaceIsFreed() throws {
         try withTemporaryDirectory { dir in
             let mountPoint = dir + "/small"

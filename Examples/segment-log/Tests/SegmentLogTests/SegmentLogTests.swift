@@ -125,7 +125,11 @@ import Testing
             let payload = Pattern.payload(seq: 21, length: 3000)
             var frame = [UInt8](repeating: 0, count: 16)
             frame.withUnsafeMutableBytes {
-                $0.storeBytes(of: (UInt64(3000) | UInt64(0xDEAD_BEEF) << 32).littleEndian, toByteOffset: 0, as: UInt64.self)
+                $0.storeBytes(
+                    of: (UInt64(3000) | UInt64(0xDEAD_BEEF) << 32).littleEndian,
+                    toByteOffset: 0,
+                    as: UInt64.self
+                )
                 $0.storeBytes(of: UInt64(21).littleEndian, toByteOffset: 8, as: UInt64.self)
             }
             pwriteBytes(path, frame + payload[0..<1500], at: end)
