@@ -15,7 +15,10 @@ struct Config {
     var quick = false
     var reps = 5
     var dir = String(cString: getenv("TMPDIR") ?? strdup("/tmp"))
-    var durableAppends: Int { quick ? 40 : 1000 }
+    /// Durable appends are timed in short, finely interleaved repetitions: their cost is the
+    /// disk's flush latency, which drifts with whatever else uses the disk.
+    var durableAppends: Int { quick ? 40 : 250 }
+    var durableReps: Int { quick ? reps : 4 * reps }
     var groupRecordsSmall: Int { quick ? 5_000 : 100_000 }
     var groupRecordsLarge: Int { quick ? 1_000 : 20_000 }
     let batch = 100
@@ -34,15 +37,21 @@ while let a = argv.first {
     case "--reps": parsed.reps = Int(argv.removeFirst())!
     case "--dir": parsed.dir = argv.removeFirst()
     default:
-        print("usage: segment-log-bench [--quick] [--reps N] [--dir DIR]")
+        say("usage: segment-log-bench [--quick] [--reps N] [--dir DIR]")
         exit(2)
     }
 }
 
 let config = parsed
 
+/// Prints a line at once (stdout is block-buffered when it is a pipe or a file).
+func say(_ line: String = "") {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+}
+
 func die(_ message: String) -> Never {
-    print("segment-log-bench: \(message)")
+    say("segment-log-bench: \(message)")
     exit(1)
 }
 
@@ -117,9 +126,15 @@ nonisolated(unsafe) var rows: [Row] = []
 
 /// Runs each implementation once per repetition, rotating the order; the first implementation
 /// is the log, which the paired ratios compare the others with.
-func measure(_ workload: String, unit: String, _ impls: [Implementation], warm: () -> Void = {}) {
+func measure(
+    _ workload: String,
+    unit: String,
+    reps: Int = config.reps,
+    _ impls: [Implementation],
+    warm: () -> Void = {}
+) {
     var rates = Array(repeating: [Double](), count: impls.count)
-    for rep in 0..<config.reps {
+    for rep in 0..<reps {
         var checksums: [UInt64?] = Array(repeating: nil, count: impls.count)
         for k in 0..<impls.count {
             let i = (k + rep) % impls.count
@@ -135,7 +150,7 @@ func measure(_ workload: String, unit: String, _ impls: [Implementation], warm: 
         let ratios = zip(rates[0], rates[i]).map { $0 / $1 }
         rows.append(Row(workload: workload, name: impls[i].name, rates: rates[i], ratios: ratios))
         let r = rows.last!
-        print(
+        say(
             "  \(workload) \(r.name): median \(format(median(r.rates))) \(unit)/s "
                 + "[\(format(r.rates.min()!))–\(format(r.rates.max()!))]"
                 + (i == 0 ? "" : ", log ÷ this \(format2(median(ratios)))")
@@ -187,6 +202,7 @@ func durableAppends(size: Int) {
     measure(
         "append \(size) B, durable each",
         unit: "appends",
+        reps: config.durableReps,
         [
             Implementation(name: "segment log (msync + fdatasync on growth)") {
                 unlink(logPath)
@@ -256,7 +272,7 @@ func randomReads() {
     let size = 4096
     let count = config.readLogBytes / size
     let data = payloads(size)
-    print(
+    say(
         "  building a \(config.readLogBytes >> 20) MiB log and SQLite table of \(count) records of \(size) B (untimed)"
     )
     unlink(logPath)
@@ -352,8 +368,9 @@ func randomReads() {
 var uts = utsname()
 uname(&uts)
 let kernel = withUnsafeBytes(of: uts.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-print(
-    "segment-log-bench\(config.quick ? " --quick" : ""): \(config.reps) interleaved repetitions; "
+say(
+    "segment-log-bench\(config.quick ? " --quick" : ""): \(config.reps) interleaved repetitions "
+        + "(durable appends: \(config.durableReps) of \(config.durableAppends)); "
         + "\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) cores, kernel \(kernel), SQLite \(String(cString: sqlite3_libversion())), "
         + "files in \(config.dir)"
 )
@@ -364,16 +381,16 @@ groupAppends(size: 100, records: config.groupRecordsSmall)
 groupAppends(size: 4096, records: config.groupRecordsLarge)
 randomReads()
 
-print("")
-print("| workload | implementation | median /s | min–max /s | first row ÷ this: paired median [min–max] |")
-print("| --- | --- | ---: | ---: | ---: |")
+say("")
+say("| workload | implementation | median /s | min–max /s | first row ÷ this: paired median [min–max] |")
+say("| --- | --- | ---: | ---: | ---: |")
 for r in rows {
     let ratio =
         r.name.hasPrefix("segment log") && r.ratios.allSatisfy({ $0 == 1 })
         ? "1 (baseline)" : format2(median(r.ratios)) + " [\(format2(r.ratios.min()!))–\(format2(r.ratios.max()!))]"
-    print(
+    say(
         "| \(r.workload) | \(r.name) | \(format(median(r.rates))) | \(format(r.rates.min()!))–\(format(r.rates.max()!)) | \(ratio) |"
     )
 }
-print("")
-print("total \(Int(monotonicSeconds() - start)) s")
+say("")
+say("total \(Int(monotonicSeconds() - start)) s")
