@@ -104,11 +104,19 @@ public struct SegmentLog: ~Copyable {
                 throw SegmentLogError(error, "cannot map \(path)")
             }
             if size >= Format.headerSize {
-                // A creation that died before its header was durable leaves a zero first page.
+                // A creation that died before its header was durable leaves a zero first page and
+                // no record; a zero header in front of records is damage, never overwritten.
                 let head = try Self.mm("cannot read the header of \(path)") { () throws(MmapError) in
-                    try file.guardedBytes(0..<Format.headerSize)
+                    try file.guardedBytes(0..<min(size, Format.headerSize + Format.frameHeaderSize))
                 }
-                if head.allSatisfy({ $0 == 0 }) { size = 0 }
+                if head.allSatisfy({ $0 == 0 }) {
+                    size = 0
+                } else if head[0..<Format.headerSize].allSatisfy({ $0 == 0 }) {
+                    throw SegmentLogError(
+                        .notALog,
+                        "\(path) has a zero header in front of data: refusing to start a new log over it"
+                    )
+                }
             }
             let salt: UInt64
             if size < Format.headerSize {

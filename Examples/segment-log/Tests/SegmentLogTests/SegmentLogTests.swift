@@ -227,6 +227,17 @@ import Testing
         }
     }
 
+    @Test func aLostHeaderInFrontOfRecordsIsNeverOverwritten() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/t.log"
+            _ = try makeLog(path)
+            pwriteBytes(path, [UInt8](repeating: 0, count: 4096), at: 0)
+            let error = #expect(throws: SegmentLogError.self) { _ = try SegmentLog(path: path) }
+            #expect(error?.code == .notALog)
+            #expect(preadBytes(path, 4096..<4112).contains { $0 != 0 })  // the records are still there
+        }
+    }
+
     @Test func aCreationThatDiedBeforeItsHeaderStartsAfresh() throws {
         try withTemporaryDirectory { dir in
             let path = dir + "/t.log"
