@@ -151,3 +151,20 @@ docs:
 
 clean:
 	rm -rf .build .build-snippets .build-check .build-asan .build-tsan .build-ubsan .build-fuzz-corpus .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build Fuzz/.build
+
+# --- Examples/segment-log: a crash-tested log on MmapKit, measured against SQLite (issue 18) ---
+# Its tests (the crash test with 100 kills, disk full as root) run with make test; its SQLite
+# comparison with make bench. `make -C Examples/segment-log crash-long` kills 1,000 times.
+.PHONY: test-examples bench-examples clean-examples
+test: test-examples
+bench: bench-examples
+
+test-examples:
+	$(MAKE) -C Examples/segment-log test
+
+bench-examples:
+	$(MAKE) -C Examples/segment-log bench
+
+clean: clean-examples
+clean-examples:
+	$(MAKE) -C Examples/segment-log clean

@@ -1,0 +1,44 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// A storage engine's first piece built on MmapKit: a durable, crash-safe, append-only log that
+// other processes follow. MmapKit comes by path, as a user's package would name it by URL.
+let package = Package(
+    name: "SegmentLog",
+    products: [
+        .library(name: "SegmentLog", targets: ["SegmentLog"]),
+        .executable(name: "segment-log", targets: ["segment-log"]),
+        .executable(name: "segment-log-bench", targets: ["segment-log-bench"]),
+    ],
+    dependencies: [
+        .package(name: "MmapKit", path: "../..")
+    ],
+    targets: [
+        .target(
+            name: "SegmentLog",
+            dependencies: [.product(name: "MmapKit", package: "MmapKit")]
+        ),
+        // The command-line tool: append, dump, follow (the reader in another process), and the
+        // crash test's parent and child.
+        .executableTarget(
+            name: "segment-log",
+            dependencies: ["SegmentLog"]
+        ),
+        // Debian's SQLite (libsqlite3-dev), found through pkg-config: nothing to resolve or build.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .executableTarget(
+            name: "segment-log-bench",
+            dependencies: ["SegmentLog", "CSQLite"]
+        ),
+        .testTarget(
+            name: "SegmentLogTests",
+            // The tests run the tool as a child process (the crash test, the follower).
+            dependencies: ["SegmentLog", "segment-log"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
