@@ -99,6 +99,14 @@ internal func system_open(_ path: String, _ flags: CInt, _ mode: CInt, _ fd: ino
     unsafe CMmapShim_open(path, flags, mode, &fd)
 }
 
+/// `open(2)` of a NUL-terminated path passed byte for byte (a swift-system `FilePath`'s platform
+/// string): a name that is not UTF-8 reaches the kernel unchanged.
+@unsafe
+@inline(__always)
+internal func system_open(_ path: UnsafePointer<CChar>, _ flags: CInt, _ mode: CInt, _ fd: inout CInt) -> CInt {
+    unsafe CMmapShim_open(path, flags, mode, &fd)
+}
+
 @inline(__always)
 internal func system_close(_ fd: CInt) -> CInt {
     CMmapShim_close(fd)
