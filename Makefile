@@ -18,7 +18,7 @@ FUZZ_WORK    := .build-fuzz-corpus
 
 .PHONY: help build snippets test test-debug test-release test-tools model-long oracles check check-c check-sanitizers lint lint-chokepoint format clean run bench tool \
 	install uninstall docs fuzz
-.PHONY: test-traits
+.PHONY: test-traits api api-check
 
 help:
 	@echo "make run           build the mmapkit tool and run 'mmapkit bench --quick' (seconds)"
@@ -26,6 +26,8 @@ help:
 	@echo "make build         build the library (CONFIG=debug|release)"
 	@echo "make test          make snippets, the library's tests in debug and release (and with every trait), and the tool's end-to-end tests"
 	@echo "make test-traits   the library's tests with the traits SystemInterop and FoundationInterop on"
+	@echo "make api           regenerate api/MmapKit.api, the frozen public API (after an intended change)"
+	@echo "make api-check     fail, with a diff, when the build's public API differs from api/MmapKit.api"
 	@echo "make snippets      compile every swift code block of the README, the DocC articles and the doc comments"
 	@echo "make model-long    the model-based sequence test at length (SEEDS=500 STEPS=10000: 5 million steps)"
 	@echo "make check         warnings as errors (Swift, C), then the tests under ASan, TSan and UBSan"
@@ -60,6 +62,14 @@ TRAITS_BUILD := .build-traits
 test-traits:
 	MMAPKIT_MODEL_SEEDS=2 $(SWIFT) test --scratch-path $(TRAITS_BUILD) --enable-all-traits \
 		--skip aProducerAndAConsumerMoveOneGiBThroughA64KiBQueue
+
+# The frozen public API (api/MmapKit.api, from the builds in .build and $(TRAITS_BUILD)). An
+# intended change: `make api`, a CHANGELOG.md line, one commit. After a merge: `make api` again.
+api:
+	python3 scripts/api-dump.py --write
+
+api-check:
+	python3 scripts/api-dump.py --check
 
 # The model-based sequence test at length: SEEDS seeds of STEPS steps each (release build).
 # make test runs 20 seeds of 5,000 steps (100,000 steps) in debug and in release.
