@@ -56,11 +56,12 @@ test-release:
 	$(SWIFT) test -c release
 
 # Package traits: the whole suite with SystemInterop and FoundationInterop on, in its own build
-# folder (test-debug and test-release run it with both off). The 1 GiB ring throughput test and
-# most model seeds are left to those runs: they exercise no code a trait adds or changes.
+# folder (test-debug and test-release run it with both off), warnings as errors (make check covers
+# the default build only). The 1 GiB ring throughput test and most model seeds are left to those
+# runs: they exercise no code a trait adds or changes. scripts/api-dump.py builds with the same flags.
 TRAITS_BUILD := .build-traits
 test-traits:
-	MMAPKIT_MODEL_SEEDS=2 $(SWIFT) test --scratch-path $(TRAITS_BUILD) --enable-all-traits \
+	MMAPKIT_MODEL_SEEDS=2 $(SWIFT) test --scratch-path $(TRAITS_BUILD) --enable-all-traits -Xswiftc -warnings-as-errors \
 		--skip aProducerAndAConsumerMoveOneGiBThroughA64KiBQueue
 
 # The frozen public API (api/MmapKit.api, from the builds in .build and $(TRAITS_BUILD)). An
