@@ -18,12 +18,16 @@ FUZZ_WORK    := .build-fuzz-corpus
 
 .PHONY: help build snippets test test-debug test-release test-tools model-long oracles check check-c check-sanitizers lint lint-chokepoint format clean run bench tool \
 	install uninstall docs fuzz
+.PHONY: test-traits api api-check
 
 help:
 	@echo "make run           build the mmapkit tool and run 'mmapkit bench --quick' (seconds)"
 	@echo "make bench         the full comparison (1 GiB) plus the package-benchmark suites"
 	@echo "make build         build the library (CONFIG=debug|release)"
-	@echo "make test          make snippets, the library's tests in debug and release, and the tool's end-to-end tests"
+	@echo "make test          make snippets, the library's tests in debug and release (and with every trait), and the tool's end-to-end tests"
+	@echo "make test-traits   the library's tests with the traits SystemInterop and FoundationInterop on"
+	@echo "make api           regenerate api/MmapKit.api, the frozen public API (after an intended change)"
+	@echo "make api-check     fail, with a diff, when the build's public API differs from api/MmapKit.api"
 	@echo "make snippets      compile every swift code block of the README, the DocC articles and the doc comments"
 	@echo "make model-long    the model-based sequence test at length (SEEDS=500 STEPS=10000: 5 million steps)"
 	@echo "make check         warnings as errors (Swift, C), then the tests under ASan, TSan and UBSan"
@@ -43,13 +47,30 @@ build:
 snippets:
 	python3 scripts/check-snippets.py
 
-test: snippets test-debug test-release test-tools
+test: snippets test-debug test-release test-traits test-tools
 
 test-debug:
 	$(SWIFT) test -c debug
 
 test-release:
 	$(SWIFT) test -c release
+
+# Package traits: the whole suite with SystemInterop and FoundationInterop on, in its own build
+# folder (test-debug and test-release run it with both off), warnings as errors (make check covers
+# the default build only). The 1 GiB ring throughput test and most model seeds are left to those
+# runs: they exercise no code a trait adds or changes. scripts/api-dump.py builds with the same flags.
+TRAITS_BUILD := .build-traits
+test-traits:
+	MMAPKIT_MODEL_SEEDS=2 $(SWIFT) test --scratch-path $(TRAITS_BUILD) --enable-all-traits -Xswiftc -warnings-as-errors \
+		--skip aProducerAndAConsumerMoveOneGiBThroughA64KiBQueue
+
+# The frozen public API (api/MmapKit.api, from the builds in .build and $(TRAITS_BUILD)). An
+# intended change: `make api`, a CHANGELOG.md line, one commit. After a merge: `make api` again.
+api:
+	python3 scripts/api-dump.py --write
+
+api-check:
+	python3 scripts/api-dump.py --check
 
 # The model-based sequence test at length: SEEDS seeds of STEPS steps each (release build).
 # make test runs 20 seeds of 5,000 steps (100,000 steps) in debug and in release.
@@ -150,7 +171,7 @@ docs:
 	@echo "documentation: $(DOCS_OUT)/index.html (serve the folder; pages are under /documentation/mmapkit)"
 
 clean:
-	rm -rf .build .build-snippets .build-check .build-asan .build-tsan .build-ubsan .build-fuzz-corpus .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build Fuzz/.build
+	rm -rf .build .build-snippets .build-snippets-traits $(TRAITS_BUILD) .build-check .build-asan .build-tsan .build-ubsan .build-fuzz-corpus .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build Fuzz/.build
 
 # --- Examples/segment-log: a crash-tested log on MmapKit, measured against SQLite (issue 18) ---
 # Its tests (the crash test with 100 kills, disk full as root) run with make test; its SQLite

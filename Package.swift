@@ -9,10 +9,38 @@ let swiftSettings: [SwiftSetting] = [
     .strictMemorySafety(),
 ]
 
+// MARK: - Interop traits
+// Both are off by default: a package that enables neither resolves, fetches and builds nothing
+// but MmapKit (the swift-system dependency is trait-guarded, so SwiftPM prunes it).
+
+/// `FileDescriptor` and `FilePath` (swift-system) wherever a descriptor or a path is taken.
+let systemInterop = "SystemInterop"
+/// `Data(mapping:)` over a mapping without a copy, and `FileHandle` wherever a descriptor is taken.
+let foundationInterop = "FoundationInterop"
+let systemPackage = Target.Dependency.product(
+    name: "SystemPackage",
+    package: "swift-system",
+    condition: .when(traits: [systemInterop])
+)
+
 let package = Package(
     name: "MmapKit",
     products: [
         .library(name: "MmapKit", targets: ["MmapKit"])
+    ],
+    traits: [
+        .trait(
+            name: systemInterop,
+            description: "swift-system interop: FileDescriptor and FilePath wherever a descriptor or a path is taken."
+        ),
+        .trait(
+            name: foundationInterop,
+            description: "Foundation interop: Data(mapping:) without a copy, FileHandle wherever a descriptor is taken."
+        ),
+        .default(enabledTraits: []),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1")
     ],
     targets: [
         .target(
@@ -27,12 +55,12 @@ let package = Package(
         ),
         .target(
             name: "MmapKit",
-            dependencies: ["CMmapShim"],
+            dependencies: ["CMmapShim", systemPackage],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "MmapKitTests",
-            dependencies: ["MmapKit", "CMmapShim"],
+            dependencies: ["MmapKit", "CMmapShim", systemPackage],
             swiftSettings: swiftSettings
         ),
     ],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI check of the make-driven path: install into a temporary prefix, find it with pkg-config,
 # build and run the plain-make consumer (shared and static), uninstall, and check that the
-# prefix is empty again. Also builds and runs the SwiftPM consumer.
+# prefix is empty again. Also builds and runs the SwiftPM consumers: without traits (checking
+# that it resolves nothing but MmapKit) and with each package trait.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=$(mktemp -d /tmp/mmapkit-prefix-XXXXXX)
@@ -37,3 +38,19 @@ echo "uninstall: $prefix is empty"
 output=$(swift run --package-path Examples/swiftpm-consumer -c release Consumer 2>/dev/null | tail -1)
 echo "swiftpm-consumer: $output"
 [ "$output" = "views of 32768 and 32768 bytes; last byte 255" ] || exit 1
+
+# Package traits (both off by default): a consumer that enables none resolves nothing but MmapKit;
+# one consumer per trait, each depending on MmapKit by path with `traits: [...]`.
+dependencies=$(swift package show-dependencies --package-path Examples/swiftpm-consumer 2>&1)
+echo "swiftpm-consumer (no traits) dependencies:"; echo "$dependencies"
+if grep -q swift-system <<<"$dependencies"; then
+    echo "a consumer without traits resolved swift-system" >&2; exit 1
+fi
+output=$(swift run --package-path Examples/system-interop-consumer SystemInteropConsumer 2>/dev/null | tail -1)
+echo "system-interop-consumer: $output"
+expected='mapped 4096 bytes by a FilePath that is not UTF-8 (caf\xe9), byte sum 522240; 96 by a FileDescriptor'
+[ "$output" = "$expected" ] || { echo "expected: $expected" >&2; exit 1; }
+output=$(swift run --package-path Examples/foundation-interop-consumer FoundationInteropConsumer 2>/dev/null | tail -1)
+echo "foundation-interop-consumer: $output"
+expected='Data of 4096 bytes over the mapping (no copy: true), byte sum 522240'
+[ "$output" = "$expected" ] || { echo "expected: $expected" >&2; exit 1; }

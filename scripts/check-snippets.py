@@ -35,6 +35,10 @@ lines right before the opening fence (blank lines may separate them from the fen
       The block must NOT compile: it passes only when the compiler reports at least one error
       and every error it reports contains this text. For examples of what the compiler
       rejects.
+  <!-- snippet-traits: FoundationInterop, SystemInterop -->
+      The block uses API of package traits: it is compiled in a second scratch package
+      (.build-snippets-traits/) whose MmapKit dependency enables every trait that any block
+      names, and which also offers swift-system's `SystemPackage` to `import`.
 In a doc comment the same comments are written on `///` lines.
 
 Settings of the snippet package: Swift 6 language mode and strict memory safety, as in MmapKit's
@@ -46,7 +50,8 @@ Diagnostics: a block fails on any error, and on any warning except the unused-va
 ([#no-usage]) that fragments naturally produce; so a block that calls an unsafe API without
 `unsafe` fails. Compiler output is mapped back to the documentation's file and line.
 
-The scratch package lives in .build-snippets/ (ignored by git). One `swift build` compiles all
+The scratch package lives in .build-snippets/ (ignored by git); blocks marked snippet-traits
+build in a second one, .build-snippets-traits/, against MmapKit with those traits on. One `swift build` compiles all
 blocks; only when a failure cancels the build before some blocks were compiled is it run again
 without the failed blocks, so each block gets a verdict.
 """
@@ -60,6 +65,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRATCH = os.path.join(ROOT, ".build-snippets")
+# Blocks that use the API of package traits (snippet-traits) build here, against MmapKit with them.
+SCRATCH_TRAITS = os.path.join(ROOT, ".build-snippets-traits")
 DOCC = os.path.join("Sources", "MmapKit", "MmapKit.docc")
 SOURCES = os.path.join("Sources", "MmapKit")
 
@@ -81,6 +88,11 @@ Writing documentation code (CONTRIBUTING):
 
       <!-- snippet-expect-error: overlapping accesses to 'map' -->
 
+  A block that uses the API of a package trait names it (it is then compiled against MmapKit
+  with the traits on, where `import Foundation` or `import SystemPackage` work):
+
+      <!-- snippet-traits: FoundationInterop -->
+
   A block that is not Swift is fenced as what it is (```text, ```console, ```sh); a fence
   without a language fails the check. A block fails on any error and on any warning other than
   an unused value; call unsafe APIs with `unsafe`, as strict memory safety asks.
@@ -101,13 +113,15 @@ TOLERATED_WARNINGS = ("[#no-usage]",)
 
 
 class Block:
-    def __init__(self, kind, path, fence_line, code, context, expect_error):
+    def __init__(self, kind, path, fence_line, code, context, expect_error, traits=()):
         self.kind = kind  # "README", "DocC", "doc comment"
         self.path = path  # relative to ROOT
         self.fence_line = fence_line  # 1-based line of the opening fence
         self.code = code  # [(source line number, text)]
         self.context = context  # [(source line number, text)]
         self.expect_error = expect_error  # None or the expected text
+        self.traits = sorted(traits)  # package traits the block needs (snippet-traits)
+        self.scratch = SCRATCH_TRAITS if self.traits else SCRATCH
         self.problem = None  # a reason it cannot be compiled at all
         stem = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
         self.name = f"Snippet_{stem}_L{fence_line}"
@@ -142,8 +156,8 @@ def parse_markdown(lines, path, kind):
             j += 1
         lang = info.lower()
         if lang == "swift" or lang == "":
-            context, expect, problems = directives_before(pending)
-            block = Block(kind, path, number, body, context, expect)
+            context, expect, traits, problems = directives_before(pending)
+            block = Block(kind, path, number, body, context, expect, traits)
             if lang == "":
                 problems.append("fence without a language: fence Swift as ```swift, anything else as ```text")
             block.problem = "; ".join(problems) or None
@@ -169,7 +183,7 @@ def directives_before(pending):
             break
         comments.append((pending[s][0], "\n".join(t for _, t in pending[s:k])))
         k = s
-    context, expect, problems = [], None, []
+    context, expect, traits, problems = [], None, set(), []
     for first_line, text in reversed(comments):
         for m in re.finditer(r"<!--\s*snippet-([\w-]*)\s*:?(.*?)-->", text, re.S):
             kind, content = m.group(1), m.group(2)
@@ -180,9 +194,13 @@ def directives_before(pending):
                         context.append((line_number + index, piece.strip()))
             elif kind == "expect-error":
                 expect = content.strip()
+            elif kind == "traits":
+                traits.update(t.strip() for t in content.split(",") if t.strip())
             else:
-                problems.append(f"unknown directive snippet-{kind} (snippet-context or snippet-expect-error)")
-    return context, expect, problems
+                problems.append(
+                    f"unknown directive snippet-{kind} (snippet-context, snippet-expect-error or snippet-traits)"
+                )
+    return context, expect, traits, problems
 
 
 def collect():
@@ -301,18 +319,27 @@ def manifest(blocks):
         "swiftSettings: settings)"
         for b in blocks
     )
+    traits = sorted({t for b in blocks for t in b.traits})
+    products = [f'.product(name: "MmapKit", package: "{dependency}")']
+    packages = [f".package(path: {json_string(ROOT)})"]
+    if traits:
+        names = ", ".join(json_string(t) for t in traits)
+        packages = [f".package(path: {json_string(ROOT)}, traits: [{names}])"]
+        if "SystemInterop" in traits:
+            products.append('.product(name: "SystemPackage", package: "swift-system")')
+            packages.append('.package(url: "https://github.com/apple/swift-system.git", from: "1.8.1")')
     return f"""// swift-tools-version: 6.2
 // Generated by scripts/check-snippets.py: one target per documentation code block.
 import PackageDescription
 
-let mmapkit: [Target.Dependency] = [.product(name: "MmapKit", package: "{dependency}")]
+let mmapkit: [Target.Dependency] = [{", ".join(products)}]
 // A user's package: strict memory safety, as in MmapKit's own targets, so unsafe calls must be
 // marked `unsafe`; no `Lifetimes` feature, since the docs promise that using spans needs none.
 let settings: [SwiftSetting] = [.strictMemorySafety()]
 
 let package = Package(
     name: "MmapKitSnippets",
-    dependencies: [.package(path: {json_string(ROOT)})],
+    dependencies: [{", ".join(packages)}],
     targets: [
 {targets}
     ],
@@ -326,29 +353,41 @@ def json_string(s):
 
 
 def prepare(blocks, line_maps):
-    os.makedirs(os.path.join(SCRATCH, "Sources"), exist_ok=True)
-    wanted = {b.name for b in blocks}
-    for name in os.listdir(os.path.join(SCRATCH, "Sources")):
-        if name not in wanted:
-            subprocess.run(["rm", "-rf", os.path.join(SCRATCH, "Sources", name)], check=True)
+    for scratch in (SCRATCH, SCRATCH_TRAITS):
+        wanted = {b.name for b in blocks if b.scratch == scratch}
+        if not wanted and not os.path.isdir(scratch):
+            continue
+        os.makedirs(os.path.join(scratch, "Sources"), exist_ok=True)
+        for name in os.listdir(os.path.join(scratch, "Sources")):
+            if name not in wanted:
+                subprocess.run(["rm", "-rf", os.path.join(scratch, "Sources", name)], check=True)
     for b in blocks:
         lines = generate(b)
-        file = os.path.join(SCRATCH, "Sources", b.name, "snippet.swift")
+        file = os.path.join(b.scratch, "Sources", b.name, "snippet.swift")
         write_if_changed(file, "\n".join(t for t, _ in lines) + "\n")
         line_maps[os.path.realpath(file)] = (b, [m for _, m in lines])
 
 
 def build(blocks, line_maps, verbose):
-    write_if_changed(os.path.join(SCRATCH, "Package.swift"), manifest(blocks))
-    result = subprocess.run(
-        ["swift", "build", "--package-path", SCRATCH],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    if verbose:
-        sys.stdout.write(result.stdout)
+    """Builds the scratch package of each group of blocks (without and with traits)."""
+    status, outputs = 0, []
+    for scratch in (SCRATCH, SCRATCH_TRAITS):
+        group = [b for b in blocks if b.scratch == scratch]
+        if not group:
+            continue
+        write_if_changed(os.path.join(scratch, "Package.swift"), manifest(group))
+        result = subprocess.run(
+            ["swift", "build", "--package-path", scratch],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        if verbose:
+            sys.stdout.write(result.stdout)
+        status = status or result.returncode
+        outputs.append(result.stdout)
+    output = "\n".join(outputs)
     diagnostics = {b.name: [] for b in blocks}
     seen = set()
-    for line in result.stdout.split("\n"):
+    for line in output.split("\n"):
         m = DIAGNOSTIC.match(line)
         if not m:
             continue
@@ -361,13 +400,13 @@ def build(blocks, line_maps, verbose):
         where = mapping[int(row) - 1] if 0 < int(row) <= len(mapping) else None
         path, source_line = where if where else (block.path, block.fence_line)
         diagnostics[block.name].append((severity, f"{path}:{source_line}: {severity}: {message}"))
-    return result.returncode, result.stdout, diagnostics
+    return status, output, diagnostics
 
 
 def object_stamp(block):
     """The mtime of the block's object file if it is at least as new as its source, else None."""
-    source = os.path.join(SCRATCH, "Sources", block.name, "snippet.swift")
-    obj = os.path.join(SCRATCH, ".build", "debug", f"{block.name}.build", "snippet.swift.o")
+    source = os.path.join(block.scratch, "Sources", block.name, "snippet.swift")
+    obj = os.path.join(block.scratch, ".build", "debug", f"{block.name}.build", "snippet.swift.o")
     if os.path.exists(obj) and os.path.getmtime(obj) >= os.path.getmtime(source):
         return os.path.getmtime(obj)
     return None
@@ -376,7 +415,7 @@ def object_stamp(block):
 def with_cached_warnings(block, found):
     """An incremental build does not recompile an unchanged block, so it prints none of the
     block's warnings again: keep the diagnostics of the compile that made the object file."""
-    cache = os.path.join(SCRATCH, "Sources", block.name, "diagnostics.json")
+    cache = os.path.join(block.scratch, "Sources", block.name, "diagnostics.json")
     stamp = object_stamp(block)
     if stamp is None or found:
         if stamp is not None:
@@ -423,7 +462,8 @@ def verdict(block, found):
 def main():
     parser = argparse.ArgumentParser(
         description="Compile every ```swift block of README.md, the DocC articles and the doc "
-        "comments of Sources/MmapKit against MmapKit (scratch package: .build-snippets/).",
+        "comments of Sources/MmapKit against MmapKit (scratch packages: .build-snippets/, and "
+        ".build-snippets-traits/ for blocks that use the API of package traits).",
         epilog=CONTRIBUTING,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -26,3 +26,25 @@ internal func withOpenFile<R>(
     defer { closeDescriptor(fd) }
     return try body(fd)
 }
+
+/// Opens the NUL-terminated path `path` with `flags | O_CLOEXEC | O_NONBLOCK`, runs `body` with
+/// the descriptor, closes it: ``withOpenFile(_:_:_:)`` for a path given as bytes (a swift-system
+/// `FilePath`), which keeps a name that is not UTF-8 exact. A C string cannot hold a NUL byte.
+///
+/// - Parameter description: How error messages name the file (never used to open it).
+@unsafe
+internal func withOpenFile<R>(
+    platformPath path: UnsafePointer<CChar>,
+    description: String,
+    _ flags: CInt,
+    _ body: (CInt) throws(MmapError) -> R
+) throws(MmapError) -> R {
+    var fd: CInt = -1
+    try MmapError.check(
+        unsafe system_open(path, flags | O_NONBLOCK, 0, &fd),
+        .open,
+        "cannot open '\(description)'"
+    )
+    defer { closeDescriptor(fd) }
+    return try body(fd)
+}

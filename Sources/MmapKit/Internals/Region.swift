@@ -126,6 +126,36 @@ extension Region {
         }
     }
 
+    /// ``map(path:offset:count:writable:shared:options:)`` for a NUL-terminated path given as
+    /// bytes (a swift-system `FilePath`'s platform string), so that a name that is not UTF-8
+    /// opens the file it names; `description` only names it in error messages.
+    @unsafe
+    @usableFromInline
+    internal static func map(
+        platformPath path: UnsafePointer<CChar>,
+        description: String,
+        offset: Int64,
+        count: Int?,
+        writable: Bool,
+        shared: Bool,
+        options: MmapOptions
+    ) throws(MmapError) -> Region {
+        try unsafe withOpenFile(
+            platformPath: path,
+            description: description,
+            writable && shared ? O_RDWR : O_RDONLY
+        ) { fd throws(MmapError) in
+            try map(
+                fileDescriptor: fd,
+                offset: offset,
+                count: count,
+                writable: writable,
+                shared: shared,
+                options: options
+            )
+        }
+    }
+
     /// Maps `count` bytes of `fd` at byte `offset` (any offset; alignment is handled here), or
     /// everything from `offset` to the end of the file when `count` is nil, readable and, when
     /// `writable`, writable: the non-generic entry of the handles' inlinable constructors.

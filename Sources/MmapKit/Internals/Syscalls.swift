@@ -94,6 +94,11 @@ internal func system_mincore(
     unsafe CMmapShim_mincore(address, length, vector)
 }
 
+/// `open(2)` of a NUL-terminated path, passed byte for byte: a `String` through `withCString`
+/// (which reads a native string in place; the implicit String-to-pointer conversion would copy
+/// it to the heap), a swift-system `FilePath` through its platform string (a name that is not
+/// UTF-8 reaches the kernel unchanged).
+@unsafe
 @inline(__always)
 internal func system_open(_ path: UnsafePointer<CChar>, _ flags: CInt, _ mode: CInt, _ fd: inout CInt) -> CInt {
     unsafe CMmapShim_open(path, flags, mode, &fd)

@@ -1,0 +1,34 @@
+#if SystemInterop
+public import SystemPackage
+
+// swift-system interop (trait `SystemInterop`) for reservations.
+
+extension MmapReservation {
+    /// Maps `range.count` bytes of a file, given as a swift-system `FileDescriptor`, from
+    /// `fileOffset`, at `range` inside the reservation.
+    ///
+    /// As ``commit(_:fileDescriptor:fileOffset:sharing:)`` with a `CInt` descriptor.
+    ///
+    /// - Parameters:
+    ///   - range: A page-aligned, non-empty range inside the reservation, overlapping nothing
+    ///     committed.
+    ///   - fileDescriptor: A descriptor open for reading and writing (shared) or reading
+    ///     (private); the mapping stays valid after it is closed.
+    ///   - fileOffset: A page-aligned file offset.
+    ///   - sharing: ``MmapSharing/shared`` (the default) or ``MmapSharing/private``.
+    /// - Throws: ``MmapError/Code/invalidArgument``, ``MmapError/Code/outOfBounds``,
+    ///   ``MmapError/Code/notMappable``, or the kernel's errors for the file (`EACCES`,
+    ///   `EBADF`), as the `CInt` call.
+    ///
+    /// The corresponding C function is `mmap(2)` with `MAP_FIXED`.
+    @inlinable
+    public mutating func commit(
+        _ range: Range<Int>,
+        fileDescriptor: FileDescriptor,
+        fileOffset: Int64,
+        sharing: MmapSharing = .shared
+    ) throws(MmapError) {
+        try commit(range, fileDescriptor: fileDescriptor.rawValue, fileOffset: fileOffset, sharing: sharing)
+    }
+}
+#endif
