@@ -64,7 +64,7 @@ extension MmapError {
     internal static func system(_ operation: Operation, errno: CInt, _ context: String) -> MmapError {
         precondition(errno != 0, "MmapKit: \(operation) reported failure without an errno")
         if let row = invariantErrnos.first(where: { $0.operation == operation && $0.errno == errno }) {
-            preconditionFailure(
+            fatalError(
                 "MmapKit: \(operation) failed with \(errnoName(errno)) on a range MmapKit owns (\(row.reason))"
             )
         }

@@ -169,7 +169,7 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
         // Cannot overflow: the reservation's length is a multiple of the page that fits in an
         // `Int`, and every count here is at most that length.
         guard let end = PageAlignment.alignUp(count, to: systemPageSize) else {
-            preconditionFailure("MmapKit: count \(count) exceeds the reservation")
+            fatalError("MmapKit: count \(count) exceeds the reservation")
         }
         return end
     }

@@ -71,5 +71,5 @@ internal func _mmapCheckTypedAccess<H: MmapBytes & ~Copyable>(_ handle: borrowin
 @usableFromInline
 @inline(never)
 internal func _mmapTypedAccessRefused(_ error: MmapError) -> Never {
-    preconditionFailure("MmapKit: \(error)")
+    fatalError("MmapKit: \(error)")
 }

@@ -150,7 +150,7 @@ internal func _mmapCheckAccess(_ offset: Int, _ length: Int, _ count: Int) {
 @usableFromInline
 @inline(never)
 internal func _mmapAccessOutOfBounds(_ offset: Int, _ length: Int, _ count: Int) -> Never {
-    preconditionFailure("MmapKit: an access of \(length) bytes at byte offset \(offset) is outside the \(count) bytes")
+    fatalError("MmapKit: an access of \(length) bytes at byte offset \(offset) is outside the \(count) bytes")
 }
 
 /// Traps unless `count` bytes at `start` can be viewed as values of `T`.
@@ -174,10 +174,10 @@ internal func _mmapTypedViewRefused(
     _ type: String
 ) -> Never {
     if misaligned != 0 {
-        preconditionFailure(
+        fatalError(
             "MmapKit: the bytes start \(misaligned) bytes past a \(alignment)-byte boundary; a span of \(type) "
                 + "needs them aligned (map at an offset that is a multiple of \(alignment), or extract an aligned range)"
         )
     }
-    preconditionFailure("MmapKit: \(count) bytes are not a whole number of \(type) values (\(stride) bytes each)")
+    fatalError("MmapKit: \(count) bytes are not a whole number of \(type) values (\(stride) bytes each)")
 }
