@@ -13,6 +13,13 @@ private func compose(_ bytes: [UInt8], _ offset: Int, _ size: Int, bigEndian: Bo
     return value
 }
 
+/// An enum with three values of its 256 bit patterns: conformed to `MmapScalar` here, as a
+/// hostile user can, every typed access must refuse it.
+private enum Shade: UInt8, MmapScalar {
+    case red, green, blue
+    var _mmapByteSwapped: Shade { self }
+}
+
 /// Reads `count` bytes at `offset` of the file at `path` with pread, not through a mapping.
 private func preadBytes(_ path: String, _ offset: Int, _ count: Int) -> [UInt8] {
     let fd = unsafe open(path, O_RDONLY)
@@ -256,6 +263,30 @@ extension MmapKitTests {
                 _ = reservation.load(fromByteOffset: page - 4, as: UInt64.self, byteOrder: .native)
             }
             expectMessage(result, "are not inside committed memory")
+        }
+
+        @Test func aTypeConformedToMmapScalarElsewhereTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let map = try! MutableMmap(anonymous: 16)
+                _ = map.load(fromByteOffset: 0, as: Shade.self, byteOrder: .native)
+            }
+            expectMessage(result, "was conformed to MmapScalar outside MmapKit")
+        }
+
+        @Test func aGuardedLoadOfAForeignScalarTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let map = try! MutableMmap(anonymous: 16)
+                _ = try? map.guardedLoad(fromByteOffset: 0, as: Shade.self)
+            }
+            expectMessage(result, "was conformed to MmapScalar outside MmapKit")
+        }
+
+        @Test func aTypedSpanOfAForeignScalarTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let map = try! MutableMmap(anonymous: 16)
+                _ = map.bytes.span(of: Shade.self).count
+            }
+            expectMessage(result, "was conformed to MmapScalar outside MmapKit")
         }
 
         @Test func aMisalignedTypedSpanTraps() async {

@@ -12,18 +12,20 @@
 extension MmapBytes where Self: ~Copyable {
     /// Loads a value from the bytes at `offset`, turning a `SIGBUS` into an error.
     ///
-    /// A value of 1, 2, 4 or 8 bytes at an aligned offset is read with a single access.
+    /// A value of 1, 2, 4 or 8 bytes at an aligned offset is read with a single access. The value
+    /// is in this CPU's byte order; `T` is a fixed-width integer or floating-point type
+    /// (``MmapScalar``), for which every bit pattern is a value.
     ///
     /// - Parameters:
     ///   - offset: The byte offset of the value; any alignment.
-    ///   - type: The type to load.
+    ///   - type: The type to load: a fixed-width integer or floating-point type.
     /// - Returns: The value.
     /// - Throws: ``MmapError/Code/outOfBounds`` when the value does not fit inside `count`
     ///   (nothing is read); ``MmapError/Code/fault`` with ``MmapError/faultOffset`` when the page
     ///   is no longer backed by the file.
     @inlinable
-    public func guardedLoad<T: BitwiseCopyable>(fromByteOffset offset: Int = 0, as type: T.Type) throws(MmapError) -> T
-    {
+    public func guardedLoad<T: MmapScalar>(fromByteOffset offset: Int = 0, as type: T.Type) throws(MmapError) -> T {
+        _mmapCheckScalar(T.self)
         try _checkGuardedAccess(offset: offset, length: MemoryLayout<T>.size)
         return try unsafe withUnsafeBytes { (buffer) throws(MmapError) -> T in
             try unsafe withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { (value) throws(MmapError) -> T in
@@ -88,12 +90,16 @@ extension MmapBytes where Self: ~Copyable {
 extension MutableMmapBytes where Self: ~Copyable {
     /// Stores `value` at `offset`, turning a `SIGBUS` into an error.
     ///
+    /// The value is stored in this CPU's byte order; `T` is a fixed-width integer or
+    /// floating-point type (``MmapScalar``), which has no padding to leak into the file.
+    ///
     /// - Parameters:
     ///   - value: The value to store.
     ///   - offset: The byte offset; any alignment.
     /// - Throws: ``MmapError/Code/outOfBounds`` (nothing is written) or ``MmapError/Code/fault``.
     @inlinable
-    public mutating func guardedStore<T: BitwiseCopyable>(_ value: T, toByteOffset offset: Int) throws(MmapError) {
+    public mutating func guardedStore<T: MmapScalar>(_ value: T, toByteOffset offset: Int) throws(MmapError) {
+        _mmapCheckScalar(T.self)
         try _checkGuardedAccess(offset: offset, length: MemoryLayout<T>.size)
         try unsafe withUnsafeMutableBytes { (buffer) throws(MmapError) in
             var value = value

@@ -29,6 +29,7 @@ extension MmapBytes where Self: ~Copyable {
     @inlinable
     @inline(__always)
     public func load<T: MmapScalar>(fromByteOffset offset: Int = 0, as type: T.Type, byteOrder: MmapByteOrder) -> T {
+        _mmapCheckScalar(T.self)
         _mmapCheckTypedAccess(self, offset, MemoryLayout<T>.size)
         let value = unsafe withUnsafeBytes { unsafe $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
         return byteOrder == .native ? value : value._mmapByteSwapped
@@ -50,6 +51,7 @@ extension MutableMmapBytes where Self: ~Copyable {
     @inlinable
     @inline(__always)
     public mutating func store<T: MmapScalar>(_ value: T, toByteOffset offset: Int = 0, byteOrder: MmapByteOrder) {
+        _mmapCheckScalar(T.self)
         _mmapCheckTypedAccess(self, offset, MemoryLayout<T>.size)
         let ordered = byteOrder == .native ? value : value._mmapByteSwapped
         unsafe withUnsafeMutableBytes { unsafe $0.storeBytes(of: ordered, toByteOffset: offset, as: T.self) }

@@ -4,8 +4,10 @@
 ///
 /// The conforming types are the standard library's fixed-width integers (`Int8` to `UInt64`,
 /// `Int`, `UInt`) and `Float16`, `Float` and `Double`. The set is closed: a type with invalid bit
-/// patterns (`Bool`, an enum, a type with padding) would make a safe load undefined behaviour,
-/// so only MmapKit can add conformances (the requirements are not API).
+/// patterns (`Bool`, an enum, a type with padding) would make a safe load undefined behaviour.
+/// Swift cannot forbid a conformance in another module, so every typed access checks the type
+/// against this list and traps with a message for any other type (the check is resolved at
+/// compile time once the call is specialized, and costs nothing then).
 ///
 /// ```swift
 /// func header(of map: borrowing Mmap) -> (magic: UInt32, version: UInt16) {
@@ -19,16 +21,29 @@
 public protocol MmapScalar: BitwiseCopyable {
     /// Not API: the value with its bytes in the reverse order.
     var _mmapByteSwapped: Self { get }
-
-    /// Not API: a value only MmapKit can make, so that no other module can conform a type.
-    static var _mmapScalarSeal: _MmapScalarSeal { get }
 }
 
-/// Not API: the proof of a conformance to ``MmapScalar``, which only MmapKit can make.
-@frozen
-public struct _MmapScalarSeal: Sendable {
-    @usableFromInline
-    internal init() {}
+/// Traps unless `T` is one of MmapKit's own ``MmapScalar`` types: a conformance made in another
+/// module (of `Bool`, an enum, a padded struct) would let a safe load produce an invalid value.
+@inlinable
+@inline(__always)
+internal func _mmapCheckScalar<T: MmapScalar>(_: T.Type) {
+    guard
+        T.self == UInt8.self || T.self == Int8.self || T.self == UInt16.self || T.self == Int16.self
+            || T.self == UInt32.self || T.self == Int32.self || T.self == UInt64.self || T.self == Int64.self
+            || T.self == UInt.self || T.self == Int.self || T.self == Float16.self || T.self == Float.self
+            || T.self == Double.self
+    else { _mmapForeignScalar("\(T.self)") }
+}
+
+/// Traps with the message for a type conformed to ``MmapScalar`` outside MmapKit.
+@usableFromInline
+@inline(never)
+internal func _mmapForeignScalar(_ type: String) -> Never {
+    fatalError(
+        "MmapKit: \(type) was conformed to MmapScalar outside MmapKit; only the fixed-width integer and "
+            + "floating-point types may be loaded and stored (another type may have invalid bit patterns)"
+    )
 }
 
 // MARK: - Integers
@@ -38,9 +53,6 @@ extension MmapScalar where Self: FixedWidthInteger {
     @inlinable
     public var _mmapByteSwapped: Self { byteSwapped }
 
-    /// Not API: see the requirement.
-    @inlinable
-    public static var _mmapScalarSeal: _MmapScalarSeal { _MmapScalarSeal() }
 }
 
 extension UInt8: MmapScalar {}
@@ -61,9 +73,6 @@ extension Float16: MmapScalar {
     @inlinable
     public var _mmapByteSwapped: Float16 { Float16(bitPattern: bitPattern.byteSwapped) }
 
-    /// Not API: see the requirement.
-    @inlinable
-    public static var _mmapScalarSeal: _MmapScalarSeal { _MmapScalarSeal() }
 }
 
 extension Float: MmapScalar {
@@ -71,9 +80,6 @@ extension Float: MmapScalar {
     @inlinable
     public var _mmapByteSwapped: Float { Float(bitPattern: bitPattern.byteSwapped) }
 
-    /// Not API: see the requirement.
-    @inlinable
-    public static var _mmapScalarSeal: _MmapScalarSeal { _MmapScalarSeal() }
 }
 
 extension Double: MmapScalar {
@@ -81,7 +87,4 @@ extension Double: MmapScalar {
     @inlinable
     public var _mmapByteSwapped: Double { Double(bitPattern: bitPattern.byteSwapped) }
 
-    /// Not API: see the requirement.
-    @inlinable
-    public static var _mmapScalarSeal: _MmapScalarSeal { _MmapScalarSeal() }
 }

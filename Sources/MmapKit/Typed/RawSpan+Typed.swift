@@ -29,6 +29,7 @@ extension RawSpan {
     @inlinable
     @inline(__always)
     public func load<T: MmapScalar>(fromByteOffset offset: Int = 0, as type: T.Type, byteOrder: MmapByteOrder) -> T {
+        _mmapCheckScalar(T.self)
         _mmapCheckAccess(offset, MemoryLayout<T>.size, byteCount)
         let value = unsafe unsafeLoadUnaligned(fromUncheckedByteOffset: offset, as: T.self)
         return byteOrder == .native ? value : value._mmapByteSwapped
@@ -58,6 +59,7 @@ extension RawSpan {
     @inlinable
     @_lifetime(copy self)
     public consuming func span<T: MmapScalar>(of type: T.Type) -> Span<T> {
+        _mmapCheckScalar(T.self)
         let buffer = unsafe withUnsafeBytes { unsafe $0 }
         unsafe _mmapCheckTyped(buffer.baseAddress, buffer.count, T.self)
         let span = unsafe Span<T>(_unsafeBytes: buffer)
@@ -105,6 +107,7 @@ extension MutableRawSpan {
     @inlinable
     @inline(__always)
     public mutating func store<T: MmapScalar>(_ value: T, toByteOffset offset: Int = 0, byteOrder: MmapByteOrder) {
+        _mmapCheckScalar(T.self)
         _mmapCheckAccess(offset, MemoryLayout<T>.size, byteCount)
         let ordered = byteOrder == .native ? value : value._mmapByteSwapped
         unsafe storeBytes(of: ordered, toUncheckedByteOffset: offset, as: T.self)
@@ -127,6 +130,7 @@ extension MutableRawSpan {
     @inlinable
     @_lifetime(copy self)
     public consuming func mutableSpan<T: MmapScalar>(of type: T.Type) -> MutableSpan<T> {
+        _mmapCheckScalar(T.self)
         let buffer = unsafe withUnsafeMutableBytes { unsafe $0 }
         unsafe _mmapCheckTyped(UnsafeRawPointer(buffer.baseAddress), buffer.count, T.self)
         let span = unsafe MutableSpan<T>(_unsafeBytes: buffer)
