@@ -37,6 +37,16 @@ extension MmapKitTests {
             }
         }
 
+        @Test func anErrorOfAMapByPathNamesThePathNotADescriptor() throws {
+            let path = directory.file("subdirectory")
+            let made = unsafe mkdir(path, 0o755)
+            #expect(made == 0)
+            try expectNoLeaks { () throws(MmapError) in
+                let error = expectMmapError(.notMappable) { () throws(MmapError) in _ = try Mmap(path: path) }
+                #expect(error?.message == "'\(path)' is a directory, which cannot be mapped")
+            }
+        }
+
         @Test func mapsAnEmptyFileAsEmpty() throws {
             let path = directory.makeFile("empty", bytes: [])
             let calls = try countingCalls { () throws(MmapError) in

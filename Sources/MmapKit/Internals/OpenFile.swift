@@ -24,7 +24,7 @@ internal func withOpenFile<R>(
     try MmapError.check(error, .open, "cannot open '\(path)'")
     // A close error after a successful map changes nothing for the mapping.
     defer { closeDescriptor(fd) }
-    return try body(fd)
+    return try naming(fd, as: path, body)
 }
 
 /// Opens the NUL-terminated path `path` with `flags | O_CLOEXEC | O_NONBLOCK`, runs `body` with
@@ -46,5 +46,21 @@ internal func withOpenFile<R>(
         "cannot open '\(description)'"
     )
     defer { closeDescriptor(fd) }
-    return try body(fd)
+    return try naming(fd, as: description, body)
+}
+
+/// Runs `body(fd)`; an error that names "descriptor N" names the file instead: the caller gave a
+/// path and never saw the descriptor MmapKit opened.
+private func naming<R>(
+    _ fd: CInt,
+    as name: String,
+    _ body: (CInt) throws(MmapError) -> R
+) throws(MmapError) -> R {
+    do throws(MmapError) {
+        return try body(fd)
+    } catch {
+        var renamed = error
+        renamed.message = error.message.replacing("descriptor \(fd)", with: "'\(name)'")
+        throw renamed
+    }
 }
