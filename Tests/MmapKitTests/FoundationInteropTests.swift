@@ -25,7 +25,7 @@ extension MmapKitTests {
                     // whole mapping from the page below it.
                     let map = try MutableMmap(path: path, offset: 100, sharing: .private)
                     let start = unsafe map.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
-                    let data = Data(mapping: map)
+                    let data = try Data(mapping: map)
                     #expect(address(data) == start)  // no copy
                     #expect(data.count == 19_900)
                     #expect(Array(data) == pattern(19_900, from: 100))
@@ -43,7 +43,7 @@ extension MmapKitTests {
 
         @Test func dataReleasedOnAnotherThreadUnmapsThere() throws {
             try expectNoLeaks { () throws(MmapError) in
-                let data = Data(mapping: try MutableMmap(anonymous: 1 << 20))
+                let data = try Data(mapping: MutableMmap(anonymous: 1 << 20))
                 // The only reference moves to the other thread, which releases it when it ends.
                 Thread.detach { withExtendedLifetime(data) {} }
             }
@@ -67,7 +67,7 @@ extension MmapKitTests {
         @Test func aMutationOfASharedWritableMappingReachesTheFile() throws {
             let path = directory.makeFile("data", count: 8192)
             try expectNoLeaks { () throws(MmapError) in
-                var data = Data(mapping: try MutableMmap(path: path))
+                var data = try Data(mapping: MutableMmap(path: path))
                 data[5] = 0x42
             }
             var expected = pattern(8192)
@@ -108,7 +108,7 @@ extension MmapKitTests {
         @Test func aGrowingDataMovesToTheHeapAndUnmapsOnce() throws {
             let calls = try countingCalls { () throws(MmapError) in
                 try expectNoLeaks { () throws(MmapError) in
-                    var data = Data(mapping: try MutableMmap(anonymous: 4096))
+                    var data = try Data(mapping: MutableMmap(anonymous: 4096))
                     let before = _MmapDiagnostics.liveMappings
                     data.append(contentsOf: [1, 2, 3])
                     #expect(_MmapDiagnostics.liveMappings == before - 1)  // unmapped at the move
@@ -120,15 +120,67 @@ extension MmapKitTests {
             #expect(calls.unmaps == 1)
         }
 
+        @Test func aDataThatShrinksAndGrowsBackStaysInTheMappingAndZeroFills() throws {
+            let path = directory.makeFile("data", count: 8192)
+            try expectNoLeaks { () throws(MmapError) in
+                let before = _MmapDiagnostics.liveMappings
+                var data = try Data(mapping: MutableMmap(path: path))
+                let start = address(data)
+                data.count = 100
+                data.count = 8192  // within the mapping's length: in place, zero-filled
+                #expect(address(data) == start)
+                #expect(_MmapDiagnostics.liveMappings == before + 1)
+                #expect(data[5000] == 0)
+                data.replaceSubrange(0..<10, with: [9])  // fewer bytes: in place
+                #expect(address(data) == start)
+                data.append(contentsOf: [UInt8](repeating: 1, count: 20))  // past the length: heap
+                #expect(address(data) != start)
+                #expect(_MmapDiagnostics.liveMappings == before)
+            }
+            // The zero fill reached the file: the mapping was shared.
+            let file = try #require(FileManager.default.contents(atPath: path))
+            #expect(file[5000] == 0)
+            #expect(file[0] == 9)
+            #expect(file[1] == pattern(8192)[10])  // the replace moved the bytes after it down, in the file
+        }
+
+        @Test func aMappingPastTheEndOfItsFileIsRefusedAndUnmapped() throws {
+            let path = directory.makeFile("data", count: 4096)
+            try expectNoLeaks { () throws(MmapError) in
+                let before = _MmapDiagnostics.liveMappings
+                // An explicit count two pages past the end of the file.
+                let error = #expect(throws: MmapError.self) {
+                    _ = try Data(mapping: MutableMmap(path: path, count: 3 * 4096, sharing: .private))
+                }
+                #expect(error?.code == .outOfBounds)
+                #expect(error?.operation == .access)
+                // A file truncated after it was mapped.
+                let map = try Mmap(path: path, sharing: .private)
+                #expect(unsafe truncate(path, 0) == 0)
+                do throws(MmapError) {
+                    _ = try Data(mapping: map)
+                    Issue.record("a Data over a truncated file was made")
+                } catch {
+                    #expect(error.code == .outOfBounds)
+                }
+                #expect(_MmapDiagnostics.liveMappings == before)
+                // Within the file's last page, the bytes past its end are zeros, not SIGBUS.
+                #expect(unsafe truncate(path, 100) == 0)
+                let tail = try Data(mapping: MutableMmap(path: path, count: 4096, sharing: .private))
+                #expect(tail.count == 4096)
+                #expect(tail[4095] == 0)
+            }
+        }
+
         @Test func smallAndEmptyMappingsAreUnmappedAtOnce() throws {
             let path = directory.makeFile("data", count: 10)
             try expectNoLeaks { () throws(MmapError) in
                 let before = _MmapDiagnostics.liveMappings
                 // Data keeps up to 14 bytes inline: it copies them and releases the mapping.
-                let small = Data(mapping: try MutableMmap(path: path, sharing: .private))
+                let small = try Data(mapping: MutableMmap(path: path, sharing: .private))
                 #expect(_MmapDiagnostics.liveMappings == before)
                 #expect(Array(small) == pattern(10))
-                let empty = Data(mapping: try MutableMmap(anonymous: 0))
+                let empty = try Data(mapping: MutableMmap(anonymous: 0))
                 #expect(empty.isEmpty)
                 let emptyFile = try Data(mapping: Mmap(path: path, offset: 10, sharing: .private))
                 #expect(emptyFile.isEmpty)

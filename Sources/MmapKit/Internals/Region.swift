@@ -128,12 +128,11 @@ extension Region {
 
     /// ``map(path:offset:count:writable:shared:options:)`` for a NUL-terminated path given as
     /// bytes (a swift-system `FilePath`'s platform string), so that a name that is not UTF-8
-    /// opens the file it names; `description` only names it in error messages.
+    /// opens the file it names; error messages name it with its bytes escaped.
     @unsafe
     @usableFromInline
     internal static func map(
         platformPath path: UnsafePointer<CChar>,
-        description: String,
         offset: Int64,
         count: Int?,
         writable: Bool,
@@ -142,7 +141,6 @@ extension Region {
     ) throws(MmapError) -> Region {
         try unsafe withOpenFile(
             platformPath: path,
-            description: description,
             writable && shared ? O_RDWR : O_RDONLY
         ) { fd throws(MmapError) in
             try map(
@@ -565,6 +563,20 @@ extension Region {
     private func lastPageIsPastTheEnd(_ address: UnsafeMutableRawPointer, _ length: Int) -> Bool {
         let last = PageAlignment.alignDown(length - 1, to: systemPageSize)
         return unsafe system_madvise(address + last, length - last, MmapAdvice.populateRead.rawValue) == EFAULT
+    }
+
+    /// Throws ``MmapError/Code/outOfBounds`` when the mapping reaches past the end of its file,
+    /// so that code with no guard (a `Data`) would raise `SIGBUS` on its last pages. One page is
+    /// read in to tell (a populate of the last page); anonymous memory is never past an end.
+    internal func checkNotPastTheEnd(_ operation: MmapError.Operation, _ what: String) throws(MmapError) {
+        guard !isAnonymous, count > 0, unsafe base != nil else { return }
+        let (address, length) = unsafe pages(covering: 0..<count)
+        guard unsafe lastPageIsPastTheEnd(address, length) else { return }
+        throw .outOfBounds(
+            operation,
+            "the \(count)-byte mapping reaches past the end of its file (the file is shorter than the mapping, or "
+                + "was truncated): \(what) would raise SIGBUS on its last pages"
+        )
     }
 
     /// Unlocks the pages of `range` (`munlock(2)`).

@@ -13,23 +13,40 @@ extension Data {
     /// (its offset need not be page-aligned). `Data` is copy-on-write: a copy that is mutated gets
     /// its own memory, but a `Data` that holds the only reference mutates its bytes in place, so
     /// its writes reach the mapping, and, for a shared file mapping, the file. Map with
-    /// ``MmapSharing/private`` (or anonymous memory) when they must not. A `Data` that grows
-    /// moves its bytes to the heap and unmaps the mapping then. Like any `Data`, one of 14 bytes
-    /// or fewer is copied into inline storage at once: the mapping is then unmapped right away.
-    /// An empty mapping gives an empty `Data`.
+    /// ``MmapSharing/private`` (or anonymous memory) when they must not.
+    ///
+    /// The mapping is the `Data`'s capacity. A `Data` that shrinks (`count = n`,
+    /// `removeLast`, a `replaceSubrange` with fewer bytes) keeps its bytes, and the whole mapping,
+    /// in place; one that then grows again within the mapping's length stays in the mapping too,
+    /// and `Data` zero-fills the bytes it adds there (in a shared file mapping, in the file). Only
+    /// a `Data` that grows past the mapping's length (or reserves more capacity) moves its bytes
+    /// to the heap, and the mapping is unmapped then. Like any `Data`, one of 14 bytes or fewer is
+    /// copied into inline storage at once: the mapping is then unmapped right away. An empty
+    /// mapping gives an empty `Data`.
+    ///
+    /// A `Data` has no guard against `SIGBUS`: a file mapping that reaches past the end of its
+    /// file is refused here, but a file truncated later, by any process, still kills the reader
+    /// of a page past its new end. Wrap files that nobody truncates while the `Data` lives, or use
+    /// the guarded API of ``MmapBytes`` instead.
     ///
     /// <!-- snippet-traits: FoundationInterop -->
     /// ```swift
     /// import Foundation
     ///
-    /// var scratch = Data(mapping: try MutableMmap(anonymous: 1 << 20))  // zero-filled, private
+    /// var scratch = try Data(mapping: MutableMmap(anonymous: 1 << 20))  // zero-filled, private
     /// scratch[0] = 1  // written in place, in the mapping
     /// ```
     ///
     /// - Parameter mapping: The mapping, consumed: the `Data` is its only owner.
+    /// - Throws: ``MmapError/Code/outOfBounds`` (operation ``MmapError/Operation/access``) for a
+    ///   file mapping that reaches past the end of its file (an explicit `count` beyond it, or a
+    ///   file truncated since it was mapped): the mapping is unmapped, nothing stays mapped.
     ///
-    /// The corresponding C function is `munmap(2)`, called by the `Data`'s deallocator.
-    public init(mapping: consuming MutableMmap) {
+    /// The corresponding C functions are `madvise(2)` (`MADV_POPULATE_READ` of the last page, to
+    /// tell whether the file still backs it), then `munmap(2)` from the `Data`'s deallocator.
+    public init(mapping: consuming MutableMmap) throws(MmapError) {
+        // `mapping` ends on the throw: its deinit unmaps it.
+        try mapping.region.checkNotPastTheEnd(.access, "a Data over it")
         let region = mapping.relinquishedRegion()
         guard region.count > 0, let start = unsafe region.start else {
             region.unmapDiscardingError()  // nothing mapped, or no byte the user asked for
@@ -66,8 +83,10 @@ extension Data {
     ///
     /// - Parameter mapping: The mapping, consumed: the `Data` is its only owner.
     /// - Throws: ``MmapError/Code/invalidArgument`` (operation ``MmapError/Operation/protect``)
-    ///   for a shared mapping; the kernel's error from `mprotect(2)` (`ENOMEM`). On failure the
-    ///   mapping is unmapped: nothing stays mapped and nothing is unmapped twice.
+    ///   for a shared mapping; the kernel's error from `mprotect(2)` (`ENOMEM`);
+    ///   ``MmapError/Code/outOfBounds`` (operation ``MmapError/Operation/access``) for a mapping
+    ///   that reaches past the end of its file. On failure the mapping is unmapped: nothing stays
+    ///   mapped and nothing is unmapped twice.
     ///
     /// The corresponding C functions are `mprotect(2)`, then `munmap(2)` from the `Data`'s
     /// deallocator.
@@ -80,7 +99,7 @@ extension Data {
                     + "the only reference: map with sharing: .private (copy-on-write), or pass a MutableMmap"
             )
         }
-        self.init(mapping: try mapping.makeMutable())
+        try self.init(mapping: try mapping.makeMutable())
     }
 }
 
