@@ -47,6 +47,36 @@ extension MmapKitTests {
             }
         }
 
+        @Test func anErrorNamesAPathOnOneUnambiguousLine() throws {
+            // A control character and a backslash are escaped; a huge path is cut.
+            let strange = directory.file("new\nline\\x")
+            let error = expectMmapError(.system) { () throws(MmapError) in _ = try Mmap(path: strange) }
+            #expect(error?.message.contains("new\\x0aline\\x5cx") == true)
+            #expect(error?.message.contains("\n") == false)
+            let long = "/" + String(repeating: "a", count: 5_000)
+            let tooLong = expectMmapError(.system) { () throws(MmapError) in _ = try Mmap(path: long) }
+            #expect(tooLong?.errno == ENAMETOOLONG)
+            #expect((tooLong?.message.utf8.count ?? .max) < 1_200)
+            #expect(tooLong?.message.contains("(5001 bytes)") == true)
+        }
+
+        @Test func growingThroughADescriptorOpenForReadingOnlyIsPermissionDenied() throws {
+            let path = directory.makeFile("data", count: 4096)
+            let readOnly = unsafe open(path, O_RDONLY | O_CLOEXEC)
+            #expect(readOnly >= 0)
+            defer { close(readOnly) }
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(path: path, sharing: .private)
+                for allocate in [true, false] {
+                    let error = expectMmapError(.permissionDenied) { () throws(MmapError) in
+                        try map.grow(to: 8192, fileDescriptor: readOnly, allocate: allocate)
+                    }
+                    #expect(error?.message.contains("open for reading only") == true)
+                }
+                #expect(map.count == 4096)
+            }
+        }
+
         @Test func mapsAnEmptyFileAsEmpty() throws {
             let path = directory.makeFile("empty", bytes: [])
             let calls = try countingCalls { () throws(MmapError) in

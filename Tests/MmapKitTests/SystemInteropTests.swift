@@ -71,6 +71,34 @@ extension MmapKitTests {
             #expect(error?.operation == .open)
         }
 
+        /// What swift-system does to a path before MmapKit sees it: a `FilePath` made from a
+        /// `String` ends at its first NUL, and drops a trailing slash. The documentation of
+        /// `init(path: FilePath, ...)` says so; this test fails if swift-system changes it.
+        @Test func aFilePathIsTheNameSwiftSystemKeptNotTheStringItWasMadeOf() throws {
+            let path = directory.makeFile("data", count: 4096)
+            let cut = FilePath(path + "\u{0}.secret")
+            #expect(cut == FilePath(path))
+            let map = try Mmap(path: cut)  // maps `data`: the bytes after the NUL never reach open(2)
+            #expect(map.count == 4096)
+            #expect(FilePath(path + "/") == FilePath(path))  // not ENOTDIR, as the String path gives
+            let error = #expect(throws: MmapError.self) { _ = try Mmap(path: path + "/") }
+            #expect(error?.errno == ENOTDIR)
+            let nul = #expect(throws: MmapError.self) { _ = try Mmap(path: path + "\u{0}.secret") }
+            #expect(nul?.code == .invalidArgument)  // a String path with a NUL is refused
+        }
+
+        @Test func anErrorNamesAFilePathThatIsNotUTF8ByItsBytes() throws {
+            let name: [UInt8] = Array("\(directory.path)/missing-".utf8) + [0xE9, 0xFF, 0x0A] + [0]
+            let path = unsafe name.map { CChar(bitPattern: $0) }.withUnsafeBufferPointer {
+                unsafe FilePath(platformString: $0.baseAddress!)
+            }
+            let error = #expect(throws: MmapError.self) { _ = try Mmap(path: path) }
+            #expect(error?.errno == ENOENT)
+            // Each byte that is not UTF-8, and the newline, as \xNN: not U+FFFD, which names no byte.
+            #expect(error?.message.contains("missing-\\xe9\\xff\\x0a'") == true)
+            #expect(error?.message.contains("\u{FFFD}") == false)
+        }
+
         @Test func aMissingFilePathIsAnOpenErrorAndMapsNothing() throws {
             expectNoLeaks {
                 let error = expectMmapError(.system, errno: ENOENT) { () throws(MmapError) in

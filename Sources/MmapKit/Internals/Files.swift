@@ -70,11 +70,20 @@ internal func extendFile(_ fd: CInt, to end: Int64, allocate: Bool) throws(MmapE
         throw MmapError(.grow, .notMappable, errno: ENODEV, "descriptor \(fd) is not a regular file")
     }
     guard size < end else { return }
-    try MmapError.check(
-        allocate ? system_fallocate(fd, size, end - size) : system_ftruncate(fd, end),
-        .grow,
-        "cannot extend descriptor \(fd) from \(size) to \(end) bytes"
-    )
+    let error = allocate ? system_fallocate(fd, size, end - size) : system_ftruncate(fd, end)
+    // Both say EBADF (ftruncate may say EINVAL) for a descriptor open for reading only: say so.
+    if error == EBADF || error == EINVAL {
+        var mode: CInt = 0
+        if system_accessMode(fd, &mode) == 0, mode == O_RDONLY {
+            throw MmapError(
+                .grow,
+                .permissionDenied,
+                errno: error,
+                "descriptor \(fd) is open for reading only: growing the file needs one open for writing (O_RDWR)"
+            )
+        }
+    }
+    try MmapError.check(error, .grow, "cannot extend descriptor \(fd) from \(size) to \(end) bytes")
 }
 
 /// `fdatasync(2)` of `fd`, after its pages were flushed.

@@ -46,7 +46,9 @@ extension MmapHandle where Access == MmapReadWrite {
     ///   - mayMove: Whether the mapping may move to a new address; `true` by default.
     /// - Throws: ``MmapError/Code/invalidArgument`` for a smaller count, an overflowing end, or
     ///   anonymous memory (whose writes could never reach the file);
-    ///   ``MmapError/Code/noSpace`` when the file system is full; ``MmapError/Code/unsupported``,
+    ///   ``MmapError/Code/noSpace`` when the file system is full;
+    ///   ``MmapError/Code/permissionDenied`` for a descriptor open for reading only;
+    ///   ``MmapError/Code/unsupported``,
     ///   before the file changes, when a huge-page mapping would grow past its mapped huge pages;
     ///   the kernel's error from
     ///   `fstat`, `fallocate`, `ftruncate` or `mremap`. When the file was extended but the remap

@@ -51,6 +51,13 @@ extension MmapHandle {
     /// is opened with `O_CLOEXEC`: read-only, except for a shared ``MutableMmap``, which opens
     /// it read-write.
     ///
+    /// MmapKit maps the path the `FilePath` holds, which is not always the text it was made
+    /// from: swift-system ends a `FilePath` made from a `String` at the string's first NUL
+    /// (`FilePath("data\0.bak")` is `data`) and drops a trailing slash (`data/` opens the file
+    /// `data`, where `open(2)` of the string says `ENOTDIR`). The `String` initializers refuse
+    /// a NUL (``MmapError/Code/invalidArgument``); check a `FilePath` built from untrusted text
+    /// before it is built.
+    ///
     /// - Parameters:
     ///   - path: The file to map.
     ///   - offset: The first byte of the file to map; 0 by default.
@@ -77,7 +84,6 @@ extension MmapHandle {
             Result { () throws(MmapError) -> Region in
                 try unsafe Region.map(
                     platformPath: platformPath,
-                    description: path.description,
                     offset: offset,
                     count: count,
                     writable: writable,
