@@ -171,7 +171,7 @@ docs:
 	@echo "documentation: $(DOCS_OUT)/index.html (serve the folder; pages are under /documentation/mmapkit)"
 
 clean:
-	rm -rf .build .build-snippets .build-snippets-traits $(TRAITS_BUILD) .build-check .build-asan .build-tsan .build-ubsan .build-fuzz-corpus .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build Fuzz/.build
+	rm -rf .build .build-api-* .build-snippets .build-snippets-traits $(TRAITS_BUILD) .build-check .build-asan .build-tsan .build-ubsan .build-fuzz-corpus .build-docs .build-install $(DOCS_OUT) $(TOOLS)/.build Fuzz/.build
 
 # --- Examples/segment-log: a crash-tested log on MmapKit, measured against SQLite (issue 18) ---
 # Its tests (the crash test with 100 kills, disk full as root) run with make test; its SQLite
