@@ -119,6 +119,8 @@ public struct SegmentLog: ~Copyable {
                 }
             }
             let salt: UInt64
+            // Where the writer last made the log durable: recovery never cuts below it.
+            var durableEnd = Format.headerSize
             if size < Format.headerSize {
                 if size != 0 { throw SegmentLogError(.notALog, "\(path) is \(size) bytes, shorter than a header") }
                 created = true
@@ -133,9 +135,13 @@ public struct SegmentLog: ~Copyable {
                 try System.syncDirectory(of: path)
             } else {
                 let head = try Self.mm("cannot read the header of \(path)") { () throws(MmapError) in
-                    try file.guardedBytes(0..<64)
+                    try file.guardedBytes(0..<(Format.durableEndOffset + 8))
                 }
                 salt = try Format.parseHeader(head)
+                let raw = head.withUnsafeBytes {
+                    UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: Format.durableEndOffset, as: UInt64.self))
+                }
+                durableEnd = try Format.durableEnd(raw, path: path)
             }
             let seed = Format.chainSeed(salt: salt)
 

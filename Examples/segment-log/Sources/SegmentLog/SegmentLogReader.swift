@@ -128,9 +128,10 @@ public struct SegmentLogReader: ~Copyable {
         index: inout RecordIndex,
         scratch: inout [UInt8]
     ) throws(SegmentLogError) {
-        let published = try SegmentLog.mm("cannot read the durable end of \(path)") { () throws(MmapError) in
-            Int(UInt64(littleEndian: try map.guardedLoad(fromByteOffset: Format.durableEndOffset, as: UInt64.self)))
+        let raw = try SegmentLog.mm("cannot read the durable end of \(path)") { () throws(MmapError) in
+            UInt64(littleEndian: try map.guardedLoad(fromByteOffset: Format.durableEndOffset, as: UInt64.self))
         }
+        let published = try Format.durableEnd(raw, path: path)
         // The writer grows the file before it publishes an end inside the new part, so an end
         // past what is mapped means the size was read first: stop at the mapping this time.
         let limit = min(published, map.count)
