@@ -79,10 +79,13 @@ public struct SegmentLog: ~Copyable {
 
     /// Opens the log at `path`, creating it if it does not exist, and recovers it: every whole,
     /// valid record is kept, and anything after the last one (a torn write) is zeroed and made
-    /// durable before this returns.
+    /// durable before this returns. Only the part past the header's durable end can be cut.
     ///
     /// - Throws: ``SegmentLogError/Code/locked`` when another writer has it open;
-    ///   ``SegmentLogError/Code/notALog``; ``SegmentLogError/Code/noSpace``; MmapKit's errors.
+    ///   ``SegmentLogError/Code/notALog``; ``SegmentLogError/Code/corrupt`` when a record below
+    ///   the durable end does not validate; ``SegmentLogError/Code/truncated`` when the file is
+    ///   shorter than its durable end (in both cases the file is left unchanged);
+    ///   ``SegmentLogError/Code/noSpace``; MmapKit's errors.
     public init(path: String, options: Options = Options()) throws(SegmentLogError) {
         let fd = try System.open(path, O_RDWR | O_CREAT)
         do {
@@ -142,6 +145,13 @@ public struct SegmentLog: ~Copyable {
                     UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: Format.durableEndOffset, as: UInt64.self))
                 }
                 durableEnd = try Format.durableEnd(raw, path: path)
+                guard durableEnd <= size else {
+                    throw SegmentLogError(
+                        .truncated,
+                        "\(path) is \(size) bytes, shorter than its durable end \(durableEnd): it was truncated below "
+                            + "records that were made durable; refusing to open it (the file is unchanged)"
+                    )
+                }
             }
             let seed = Format.chainSeed(salt: salt)
 
@@ -154,7 +164,23 @@ public struct SegmentLog: ~Copyable {
                 try scanRecords(file, state: &state, limit: limit, index: &index, scratch: &scratch)
             }
             let end = state.offset
-            // Whatever follows that is not zero is a torn or stale tail: zero it.
+            // Below the durable end every record was made durable (and maybe acknowledged): a
+            // frame there that does not validate is damage, not a torn write. Cutting it would
+            // throw away the intact records after it, durably; refuse, and change nothing.
+            if end < durableEnd {
+                let why: String
+                switch stop {
+                case .invalid(let reason): why = reason
+                case .end: why = "the file holds zeros at \(end)"
+                }
+                throw SegmentLogError(
+                    .corrupt,
+                    "\(path) is corrupt below its durable end \(durableEnd): \(why); this is damage to records "
+                        + "that were made durable, not a torn tail, so the log is not cut (the file is unchanged)"
+                )
+            }
+            // Whatever follows the last valid record (at or past the durable end) that is not
+            // zero is a torn or stale tail: zero it.
             let cut = try Self.mm("cannot clear the tail of \(path)") { () throws(MmapError) -> Int in
                 try Self.zeroTail(&file, from: end)
             }

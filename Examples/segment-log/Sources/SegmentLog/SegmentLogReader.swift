@@ -41,7 +41,7 @@ public struct SegmentLogReader: ~Copyable {
         var state = ScanState(offset: Format.headerSize, nextSeq: 1, seed: seed)
         var scratch: [UInt8] = []
         do {
-            try Self.catchUp(map, path: path, state: &state, index: &index, scratch: &scratch)
+            try Self.catchUp(map, fd: fd, path: path, state: &state, index: &index, scratch: &scratch)
         } catch {
             close(fd)
             throw error
@@ -116,13 +116,14 @@ public struct SegmentLogReader: ~Copyable {
             remaps += 1
         }
         let before = index.count
-        try Self.catchUp(map, path: path, state: &state, index: &index, scratch: &scratch)
+        try Self.catchUp(map, fd: fd, path: path, state: &state, index: &index, scratch: &scratch)
         return index.count - before
     }
 
     /// Indexes the records below the published durable end; on failure, changes nothing.
     private static func catchUp(
         _ map: borrowing Mmap,
+        fd: CInt,
         path: String,
         state: inout ScanState,
         index: inout RecordIndex,
@@ -133,7 +134,18 @@ public struct SegmentLogReader: ~Copyable {
         }
         let published = try Format.durableEnd(raw, path: path)
         // The writer grows the file before it publishes an end inside the new part, so an end
-        // past what is mapped means the size was read first: stop at the mapping this time.
+        // past what is mapped means the size was read first: stop at the mapping this time. But
+        // if the file is shorter than that end now, it was truncated below durable records.
+        if published > map.count {
+            let (size, _) = try System.status(fd)
+            if size < published {
+                throw SegmentLogError(
+                    .truncated,
+                    "\(path) is \(size) bytes, shorter than its durable end \(published): it was truncated below "
+                        + "records that were made durable"
+                )
+            }
+        }
         let limit = min(published, map.count)
         guard limit >= state.offset else {
             throw SegmentLogError(

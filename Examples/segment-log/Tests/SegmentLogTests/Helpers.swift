@@ -106,3 +106,9 @@ func pwriteBytesCreating(_ path: String, _ bytes: [UInt8]) {
     _ = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
     close(fd)
 }
+
+/// Whether the file at `path` still holds exactly `bytes` (a Bool, so a failure does not print
+/// the file).
+func isUnchanged(_ path: String, since bytes: [UInt8]) -> Bool {
+    wholeFile(path) == bytes
+}
