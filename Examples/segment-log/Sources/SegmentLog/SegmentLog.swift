@@ -106,19 +106,26 @@ public struct SegmentLog: ~Copyable {
             do { file = try MmapGrowableFile(fileDescriptor: fd, capacity: options.capacity) } catch {
                 throw SegmentLogError(error, "cannot map \(path)")
             }
-            if size >= Format.headerSize {
-                // A creation that died before its header was durable leaves a zero first page and
-                // no record; a zero header in front of records is damage, never overwritten.
+            if size > 0 {
+                // Only a file that is all zeros is a new log: a creation that died before its
+                // header was durable leaves exactly that (the file was sized, nothing written).
+                // A zero header in front of anything else, a record or one stray byte anywhere,
+                // is damage: refused, never initialised over.
                 let head = try Self.mm("cannot read the header of \(path)") { () throws(MmapError) in
-                    try file.guardedBytes(0..<min(size, Format.headerSize + Format.frameHeaderSize))
+                    try file.guardedBytes(0..<min(size, Format.headerSize))
                 }
                 if head.allSatisfy({ $0 == 0 }) {
+                    let data = try Self.mm("cannot read \(path)") { () throws(MmapError) -> Int? in
+                        try Self.lastNonZero(file, from: head.count)
+                    }
+                    if let data {
+                        throw SegmentLogError(
+                            .corrupt,
+                            "\(path) has a zero header in front of data (a non-zero byte at \(data)): refusing to "
+                                + "start a new log over it (the file is unchanged)"
+                        )
+                    }
                     size = 0
-                } else if head[0..<Format.headerSize].allSatisfy({ $0 == 0 }) {
-                    throw SegmentLogError(
-                        .notALog,
-                        "\(path) has a zero header in front of data: refusing to start a new log over it"
-                    )
                 }
             }
             let salt: UInt64
@@ -427,24 +434,30 @@ public struct SegmentLog: ~Copyable {
         do { return try body() } catch { throw SegmentLogError(error, context()) }
     }
 
-    /// Zeroes every non-zero byte from `start` to the end of the file; returns how many bytes
-    /// it cleared (from `start` to the last non-zero byte), 0 when the tail was clean.
-    static func zeroTail(_ file: inout MmapGrowableFile, from start: Int) throws(MmapError) -> Int {
+    /// The offset of the last non-zero byte from `start` to the end of the file, or nil.
+    static func lastNonZero(_ file: borrowing MmapGrowableFile, from start: Int) throws(MmapError) -> Int? {
         let chunk = 1 << 20
         var buffer = [UInt8](repeating: 0, count: chunk)
-        var lastNonZero = -1
+        var last: Int?
         var offset = start
         while offset < file.count {
             let n = min(chunk, file.count - offset)
-            let found = try buffer.withMutableBytes { (b) throws(MmapError) -> Int in
+            let found = try buffer.withMutableBytes { (b) throws(MmapError) -> Int? in
                 let part = UnsafeMutableRawBufferPointer(rebasing: b[0..<n])
                 try guardedCopy(file, from: offset, into: part)
-                return part.lastIndex(where: { $0 != 0 }) ?? -1
+                return part.lastIndex(where: { $0 != 0 })
             }
-            if found >= 0 { lastNonZero = offset + found }
+            if let found { last = offset + found }
             offset += n
         }
-        guard lastNonZero >= start else { return 0 }
+        return last
+    }
+
+    /// Zeroes every non-zero byte from `start` to the end of the file; returns how many bytes
+    /// it cleared (from `start` to the last non-zero byte), 0 when the tail was clean.
+    static func zeroTail(_ file: inout MmapGrowableFile, from start: Int) throws(MmapError) -> Int {
+        guard let lastNonZero = try lastNonZero(file, from: start) else { return 0 }
+        let chunk = 1 << 20
         let count = lastNonZero + 1 - start
         let zeros = [UInt8](repeating: 0, count: min(chunk, count))
         var at = start
