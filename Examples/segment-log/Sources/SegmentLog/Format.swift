@@ -122,6 +122,13 @@ public struct RecordIndex: Sendable {
         crcs.append(crc)
     }
 
+    /// Keeps the first `count` records.
+    mutating func truncate(to count: Int) {
+        offsets.removeLast(offsets.count - count)
+        lengths.removeLast(lengths.count - count)
+        crcs.removeLast(crcs.count - count)
+    }
+
     mutating func reserve(_ n: Int) {
         offsets.reserveCapacity(n)
         lengths.reserveCapacity(n)

@@ -236,16 +236,69 @@ public struct SegmentLog: ~Copyable {
 
     /// Appends records and returns once all of them are durable, with one flush (group commit).
     ///
+    /// All or nothing: if one record cannot be appended (a full disk midway, say), the records
+    /// of the batch already written are taken back (their bytes zeroed and flushed, the index
+    /// and end restored), so the log, in memory and after a reopen, is as before the call and
+    /// the next append works. Records appended with ``appendBuffered(_:)`` before the call stay.
+    ///
     /// - Returns: Their sequence numbers.
     @discardableResult
     public mutating func append(contentsOf payloads: [[UInt8]]) throws(SegmentLogError) -> ClosedRange<UInt64> {
         guard !payloads.isEmpty else {
             throw SegmentLogError(.invalidArgument, "append(contentsOf:) needs at least one record")
         }
+        if let large = payloads.firstIndex(where: { $0.count > Format.maxPayload }) {
+            throw SegmentLogError(
+                .invalidArgument,
+                "record \(large + 1) of the batch has \(payloads[large].count) bytes, more than 1 GiB; nothing was appended"
+            )
+        }
         let first = UInt64(index.count + 1)
-        for payload in payloads { try appendBuffered(payload) }
+        let mark = (end: end, count: index.count, lastCRC: lastCRC, pendingStart: pendingStart)
+        for (k, payload) in payloads.enumerated() {
+            do {
+                try appendBuffered(payload)
+            } catch {
+                var error = error
+                if let failure = rollBack(to: mark) {
+                    error.message = "record \(k + 1) of a batch of \(payloads.count) failed (\(error.message)), and "
+                        + "taking back the \(k) before it failed too: \(failure); the log refuses appends"
+                } else {
+                    error.message = "record \(k + 1) of a batch of \(payloads.count) failed, the batch was taken back: "
+                        + error.message
+                }
+                throw error
+            }
+        }
         try commit()
         return first...UInt64(index.count)
+    }
+
+    /// Takes back the records appended since `mark`: zeroes their bytes and flushes the zeros
+    /// (so that neither a reopen nor a machine crash brings them back), then restores the end,
+    /// the index, the chain and the pending range. Returns nil, or why it failed (the log is then
+    /// poisoned).
+    private mutating func rollBack(
+        to mark: (end: Int, count: Int, lastCRC: UInt32, pendingStart: Int?)
+    ) -> String? {
+        let written = mark.end..<end
+        if !written.isEmpty {
+            do {
+                let zeros = [UInt8](repeating: 0, count: written.count)
+                try file.guardedStoreBytes(zeros, toByteOffset: written.lowerBound)
+                try file.withUnsafeBytes { (b) throws(SegmentLogError) in
+                    try System.msync(base: b.baseAddress!, range: written)
+                }
+            } catch {
+                poisoned = "a batch could not be taken back: \(error)"
+                return "\(error)"
+            }
+        }
+        end = mark.end
+        index.truncate(to: mark.count)
+        lastCRC = mark.lastCRC
+        pendingStart = mark.pendingStart
+        return nil
     }
 
     /// Appends a record to the mapping without making it durable: it is readable here at once,
