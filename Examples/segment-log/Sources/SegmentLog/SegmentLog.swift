@@ -313,7 +313,7 @@ public struct SegmentLog: ~Copyable {
     @discardableResult
     public mutating func appendBuffered(bytes payload: UnsafeRawBufferPointer) throws(SegmentLogError) -> UInt64 {
         if let poisoned {
-            throw SegmentLogError(.poisoned, "the log refuses appends after a failed flush: \(poisoned)")
+            throw SegmentLogError(.poisoned, "the log refuses appends after an earlier failure: \(poisoned)")
         }
         guard payload.count <= Format.maxPayload else {
             throw SegmentLogError(.invalidArgument, "a \(payload.count)-byte record is larger than 1 GiB")
@@ -350,22 +350,36 @@ public struct SegmentLog: ~Copyable {
     /// metadata that must be durable too, or the records past the old size are lost with it).
     /// Then publishes the new durable end to readers. Does nothing when nothing is pending.
     ///
-    /// - Throws: The kernel's error; the log is then poisoned (``SegmentLogError/Code/poisoned``):
-    ///   after a failed writeback Linux may have dropped the dirty pages, so retrying could
-    ///   report success for data that is gone. Reopen the log to recover what is on disk.
+    /// - Throws: The kernel's error, or ``SegmentLogError/Code/truncated`` when another process
+    ///   truncated the file below what the log mapped (`fstat` after the flush); the log is then
+    ///   poisoned (``SegmentLogError/Code/poisoned``): after a failed writeback Linux may have
+    ///   dropped the dirty pages, so retrying could report success for data that is gone. Reopen
+    ///   the log to recover what is on disk.
     public mutating func commit() throws(SegmentLogError) {
         if let poisoned {
-            throw SegmentLogError(.poisoned, "the log refuses appends after a failed flush: \(poisoned)")
+            throw SegmentLogError(.poisoned, "the log refuses appends after an earlier failure: \(poisoned)")
         }
         guard let start = pendingStart else { return }
         let range = start..<end
-        do {
+        do throws(SegmentLogError) {
             try file.withUnsafeBytes { (b) throws(SegmentLogError) in
                 try System.msync(base: b.baseAddress!, range: range)
             }
             if sizeChanged {
                 try System.dataSync(fd)
                 sizeChanged = false
+            }
+            // Another process may have truncated the file under the mapping: the pages it cut
+            // off are gone with whatever was written into them, and msync says nothing about
+            // them. Checked after the flush, so a truncation before it is never reported durable.
+            let (size, _) = try System.status(fd)
+            if size < file.count {
+                throw SegmentLogError(
+                    .truncated,
+                    "\(path) was truncated by another process from \(file.count) to \(size) bytes: records "
+                        + "written since the last commit (from byte \(start)) may be lost, so they are not reported "
+                        + "durable; reopen the log to recover what the file holds"
+                )
             }
         } catch {
             poisoned = error.message

@@ -117,4 +117,23 @@ import Testing
             #expect(throws: SegmentLogError.self) { try log.evict(records: 0..<65) }
         }
     }
+
+    /// Pages of appended records that another process cut off are gone from the page cache: a
+    /// commit must not report them durable.
+    @Test func aCommitAfterAnotherProcessTruncatedTheFileReportsIt() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/c.log"
+            var log = try SegmentLog(path: path)
+            try appendPattern(&log, count: 10)
+            for seq in 11...40 { try log.appendBuffered(Pattern.payload(seq: UInt64(seq), length: 8192)) }
+            let cut = log.index.offsets[20]
+            #expect(run(["/usr/bin/truncate", "-s", String(cut), path]).status == 0)
+            let error = #expect(throws: SegmentLogError.self) { try log.commit() }
+            #expect(error?.code == .truncated)
+            #expect(error?.message.contains("truncated") == true, "\(String(describing: error))")
+            #expect(log.durableCount == 10)
+            let again = #expect(throws: SegmentLogError.self) { try log.commit() }
+            #expect(again?.code == .poisoned)
+        }
+    }
 }
