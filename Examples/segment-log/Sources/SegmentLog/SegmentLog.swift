@@ -409,17 +409,24 @@ public struct SegmentLog: ~Copyable {
         do {
             try file.grow(to: target)
         } catch let error where error.code == .noSpace && target > exact {
-            do { try file.grow(to: exact) } catch {
-                throw SegmentLogError(
-                    error,
-                    "disk full: cannot grow \(path) from \(file.count) to \(exact) bytes; nothing was appended, the log "
-                        + "is readable, and appends succeed again once space is freed"
-                )
-            }
+            do { try file.grow(to: exact) } catch { throw growthError(error, to: exact) }
         } catch {
-            throw SegmentLogError(error, "cannot grow \(path) from \(file.count) to \(target) bytes")
+            throw growthError(error, to: target)
         }
         sizeChanged = true
+    }
+
+    /// The error of a failed growth to `count` bytes: on `ENOSPC`, that the disk is full and how
+    /// much was asked for.
+    func growthError(_ error: MmapError, to count: Int) -> SegmentLogError {
+        guard error.code == .noSpace else {
+            return SegmentLogError(error, "cannot grow \(path) from \(file.count) to \(count) bytes")
+        }
+        return SegmentLogError(
+            error,
+            "disk full: cannot grow \(path) from \(file.count) to \(count) bytes (\(count - file.count) more bytes "
+                + "asked for); nothing was appended, the log is readable, and appends succeed again once space is freed"
+        )
     }
 
     // MARK: - Reading

@@ -147,10 +147,13 @@ public struct SegmentLogReader: ~Copyable {
             }
         }
         let limit = min(published, map.count)
+        // The same file (the identity was checked) whose durable end went back: it was
+        // truncated and written again in place. `replaced` is only for another file at the path.
         guard limit >= state.offset else {
             throw SegmentLogError(
-                .replaced,
-                "the durable end of \(path) went back from \(state.offset) to \(limit): the log was rewritten"
+                .truncated,
+                "the durable end of \(path) went back from \(state.offset) to \(limit) in the same file: the log was "
+                    + "truncated and rewritten in place"
             )
         }
         var newState = state

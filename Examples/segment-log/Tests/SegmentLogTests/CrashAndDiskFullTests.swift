@@ -118,4 +118,25 @@ import Testing
             }
         }
     }
+
+    /// One record larger than a growth step meets the full disk at its first, exact, attempt.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func theNoSpaceMessageSaysTheDiskIsFullAndHowMuchWasAsked() throws {
+        try withTemporaryDirectory { dir in
+            try withSmallTmpfs(in: dir, size: "1m") { mountPoint in
+                let path = mountPoint + "/big.log"
+                var log = try SegmentLog(path: path, options: .init(initialSize: 64 << 10, maxGrowthStep: 64 << 10))
+                fillDisk(mountPoint + "/filler")
+                let error = #expect(throws: SegmentLogError.self) {
+                    try log.append(Pattern.payload(seq: 1, length: 600_000))
+                }
+                #expect(error?.code == .noSpace)
+                let message = error?.message ?? ""
+                #expect(message.contains("disk full"), "\(message)")
+                #expect(message.contains("from \(64 << 10) to 606208 bytes"), "\(message)")
+                #expect(message.contains("540672 more bytes"), "\(message)")
+                #expect(log.count == 0)
+            }
+        }
+    }
 }

@@ -136,4 +136,35 @@ import Testing
             #expect(again?.code == .poisoned)
         }
     }
+
+    /// The same file truncated and made a new log in place: a same-inode shrink is `truncated`,
+    /// `replaced` is for another file at the path.
+    @Test func aLogRewrittenInPlaceIsTruncatedNotReplaced() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/r.log"
+            _ = try makeCommittedLog(path, count: 30)
+            var reader = try SegmentLogReader(path: path)
+            #expect(reader.count == 30)
+            #expect(truncate(path, 0) == 0)
+            _ = try makeCommittedLog(path, count: 3)
+            let error = #expect(throws: SegmentLogError.self) { try reader.refresh() }
+            #expect(error?.code == .truncated, "\(String(describing: error))")
+        }
+    }
+}
+
+/// The tool's messages and the package itself.
+@Suite struct ToolAndPackageTests {
+    @Test func theToolsErrorsCarryOnePrefix() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/junk"
+            pwriteBytesCreating(path, Array(repeating: 0x41, count: 8192))
+            let (status, output) = run(["/bin/sh", "-c", "exec '\(toolPath)' dump '\(path)' 2>&1"])
+            #expect(status != 0)
+            #expect(output.hasPrefix("segment-log: "), "\(output)")
+            #expect(!output.contains("segment-log: segment-log:"), "\(output)")
+            let (_, appendOutput) = run(["/bin/sh", "-c", "exec '\(toolPath)' append '\(path)' 1 2>&1"])
+            #expect(!appendOutput.contains("segment-log: segment-log:"), "\(appendOutput)")
+        }
+    }
 }
