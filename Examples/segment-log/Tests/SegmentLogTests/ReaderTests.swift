@@ -167,4 +167,30 @@ import Testing
             #expect(!appendOutput.contains("segment-log: segment-log:"), "\(appendOutput)")
         }
     }
+
+    /// Someone copies the example's Package.swift and Sources only: the manifest must still load.
+    @Test func thePackageLoadsWithoutItsTestsDirectory() throws {
+        let packageDir = String(#filePath.split(separator: "/Tests/", omittingEmptySubsequences: false)[0])
+        let root = packageDir + "/../.."
+        let candidates = ["/opt/swift/usr/bin/swift", "/usr/bin/swift"]
+        let swift = candidates.first { access($0, X_OK) == 0 }
+        guard let swift else {
+            Issue.record("no swift executable found to load the package")
+            return
+        }
+        try withTemporaryDirectory { dir in
+            // ../.. of the copy is a stand-in for MmapKit's root.
+            let copy = dir + "/x/y"
+            #expect(run(["/bin/mkdir", "-p", copy]).status == 0)
+            for name in ["Package.swift", "Sources"] {
+                #expect(symlink(root + "/" + name, dir + "/" + name) == 0)
+            }
+            #expect(run(["/bin/cp", "-r", packageDir + "/Package.swift", packageDir + "/Sources", copy]).status == 0)
+            let (status, output) = run([
+                "/bin/sh", "-c", "cd '\(copy)' && exec '\(swift)' package describe --scratch-path '\(dir)/scratch' 2>&1",
+            ])
+            #expect(status == 0, "\(output)")
+            #expect(!output.contains("SegmentLogTests"), "\(output)")
+        }
+    }
 }
