@@ -7,9 +7,11 @@
 /// 12  header  UInt32 = 4096   8  seq      UInt64  1, 2, 3, ... with no gap
 /// 16  salt    UInt64         16  payload
 /// 24  crc     UInt32 of 0..<24
-/// 64  durable end UInt64: where the last durable record ends (for readers; a hint, not trusted
-///     by recovery)
+/// 64  durable end UInt64: where the last durable record ends (0 before the first publication)
 /// ```
+///
+/// The durable end is only ever raised: everything below it was made durable and may have been
+/// acknowledged, so recovery never cuts below it and readers index up to it.
 ///
 /// The CRC of record *n* covers its length, its sequence number and its payload, and starts
 /// from the CRC of record *n − 1* (record 1 starts from the CRC of the salt). A frame is valid
@@ -84,6 +86,24 @@ public enum Format {
     }
 }
 
+extension Format {
+    /// The durable end read from a header, checked: 0 (a log whose creation did not get as far
+    /// as publishing one) is the header size; anything else must be an 8-aligned offset at or
+    /// past the header that fits an `Int`. A value that is none of these is damage (`corrupt`),
+    /// never trapped on or trusted.
+    static func durableEnd(_ raw: UInt64, path: String) throws(SegmentLogError) -> Int {
+        if raw == 0 { return headerSize }
+        guard let end = Int(exactly: raw), end >= headerSize, end % 8 == 0 else {
+            throw SegmentLogError(
+                .corrupt,
+                "\(path) is corrupt: its header's durable end is \(raw) (0x\(String(raw, radix: 16))), not the "
+                    + "8-aligned offset of a record boundary"
+            )
+        }
+        return end
+    }
+}
+
 /// Where each record is: what recovery or a reader's scan found, and what appends added.
 public struct RecordIndex: Sendable {
     /// The byte offset of each record's frame.
@@ -100,6 +120,13 @@ public struct RecordIndex: Sendable {
         offsets.append(offset)
         lengths.append(length)
         crcs.append(crc)
+    }
+
+    /// Keeps the first `count` records.
+    mutating func truncate(to count: Int) {
+        offsets.removeLast(offsets.count - count)
+        lengths.removeLast(lengths.count - count)
+        crcs.removeLast(crcs.count - count)
     }
 
     mutating func reserve(_ n: Int) {

@@ -79,10 +79,13 @@ public struct SegmentLog: ~Copyable {
 
     /// Opens the log at `path`, creating it if it does not exist, and recovers it: every whole,
     /// valid record is kept, and anything after the last one (a torn write) is zeroed and made
-    /// durable before this returns.
+    /// durable before this returns. Only the part past the header's durable end can be cut.
     ///
     /// - Throws: ``SegmentLogError/Code/locked`` when another writer has it open;
-    ///   ``SegmentLogError/Code/notALog``; ``SegmentLogError/Code/noSpace``; MmapKit's errors.
+    ///   ``SegmentLogError/Code/notALog``; ``SegmentLogError/Code/corrupt`` when a record below
+    ///   the durable end does not validate; ``SegmentLogError/Code/truncated`` when the file is
+    ///   shorter than its durable end (in both cases the file is left unchanged);
+    ///   ``SegmentLogError/Code/noSpace``; MmapKit's errors.
     public init(path: String, options: Options = Options()) throws(SegmentLogError) {
         let fd = try System.open(path, O_RDWR | O_CREAT)
         do {
@@ -103,22 +106,31 @@ public struct SegmentLog: ~Copyable {
             do { file = try MmapGrowableFile(fileDescriptor: fd, capacity: options.capacity) } catch {
                 throw SegmentLogError(error, "cannot map \(path)")
             }
-            if size >= Format.headerSize {
-                // A creation that died before its header was durable leaves a zero first page and
-                // no record; a zero header in front of records is damage, never overwritten.
+            if size > 0 {
+                // Only a file that is all zeros is a new log: a creation that died before its
+                // header was durable leaves exactly that (the file was sized, nothing written).
+                // A zero header in front of anything else, a record or one stray byte anywhere,
+                // is damage: refused, never initialised over.
                 let head = try Self.mm("cannot read the header of \(path)") { () throws(MmapError) in
-                    try file.guardedBytes(0..<min(size, Format.headerSize + Format.frameHeaderSize))
+                    try file.guardedBytes(0..<min(size, Format.headerSize))
                 }
                 if head.allSatisfy({ $0 == 0 }) {
+                    let data = try Self.mm("cannot read \(path)") { () throws(MmapError) -> Int? in
+                        try Self.lastNonZero(file, from: head.count)
+                    }
+                    if let data {
+                        throw SegmentLogError(
+                            .corrupt,
+                            "\(path) has a zero header in front of data (a non-zero byte at \(data)): refusing to "
+                                + "start a new log over it (the file is unchanged)"
+                        )
+                    }
                     size = 0
-                } else if head[0..<Format.headerSize].allSatisfy({ $0 == 0 }) {
-                    throw SegmentLogError(
-                        .notALog,
-                        "\(path) has a zero header in front of data: refusing to start a new log over it"
-                    )
                 }
             }
             let salt: UInt64
+            // Where the writer last made the log durable: recovery never cuts below it.
+            var durableEnd = Format.headerSize
             if size < Format.headerSize {
                 if size != 0 { throw SegmentLogError(.notALog, "\(path) is \(size) bytes, shorter than a header") }
                 created = true
@@ -133,9 +145,20 @@ public struct SegmentLog: ~Copyable {
                 try System.syncDirectory(of: path)
             } else {
                 let head = try Self.mm("cannot read the header of \(path)") { () throws(MmapError) in
-                    try file.guardedBytes(0..<64)
+                    try file.guardedBytes(0..<(Format.durableEndOffset + 8))
                 }
                 salt = try Format.parseHeader(head)
+                let raw = head.withUnsafeBytes {
+                    UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: Format.durableEndOffset, as: UInt64.self))
+                }
+                durableEnd = try Format.durableEnd(raw, path: path)
+                guard durableEnd <= size else {
+                    throw SegmentLogError(
+                        .truncated,
+                        "\(path) is \(size) bytes, shorter than its durable end \(durableEnd): it was truncated below "
+                            + "records that were made durable; refusing to open it (the file is unchanged)"
+                    )
+                }
             }
             let seed = Format.chainSeed(salt: salt)
 
@@ -148,7 +171,23 @@ public struct SegmentLog: ~Copyable {
                 try scanRecords(file, state: &state, limit: limit, index: &index, scratch: &scratch)
             }
             let end = state.offset
-            // Whatever follows that is not zero is a torn or stale tail: zero it.
+            // Below the durable end every record was made durable (and maybe acknowledged): a
+            // frame there that does not validate is damage, not a torn write. Cutting it would
+            // throw away the intact records after it, durably; refuse, and change nothing.
+            if end < durableEnd {
+                let why: String
+                switch stop {
+                case .invalid(let reason): why = reason
+                case .end: why = "the file holds zeros at \(end)"
+                }
+                throw SegmentLogError(
+                    .corrupt,
+                    "\(path) is corrupt below its durable end \(durableEnd): \(why); this is damage to records "
+                        + "that were made durable, not a torn tail, so the log is not cut (the file is unchanged)"
+                )
+            }
+            // Whatever follows the last valid record (at or past the durable end) that is not
+            // zero is a torn or stale tail: zero it.
             let cut = try Self.mm("cannot clear the tail of \(path)") { () throws(MmapError) -> Int in
                 try Self.zeroTail(&file, from: end)
             }
@@ -197,16 +236,69 @@ public struct SegmentLog: ~Copyable {
 
     /// Appends records and returns once all of them are durable, with one flush (group commit).
     ///
+    /// All or nothing: if one record cannot be appended (a full disk midway, say), the records
+    /// of the batch already written are taken back (their bytes zeroed and flushed, the index
+    /// and end restored), so the log, in memory and after a reopen, is as before the call and
+    /// the next append works. Records appended with ``appendBuffered(_:)`` before the call stay.
+    ///
     /// - Returns: Their sequence numbers.
     @discardableResult
     public mutating func append(contentsOf payloads: [[UInt8]]) throws(SegmentLogError) -> ClosedRange<UInt64> {
         guard !payloads.isEmpty else {
             throw SegmentLogError(.invalidArgument, "append(contentsOf:) needs at least one record")
         }
+        if let large = payloads.firstIndex(where: { $0.count > Format.maxPayload }) {
+            throw SegmentLogError(
+                .invalidArgument,
+                "record \(large + 1) of the batch has \(payloads[large].count) bytes, more than 1 GiB; nothing was appended"
+            )
+        }
         let first = UInt64(index.count + 1)
-        for payload in payloads { try appendBuffered(payload) }
+        let mark = (end: end, count: index.count, lastCRC: lastCRC, pendingStart: pendingStart)
+        for (k, payload) in payloads.enumerated() {
+            do {
+                try appendBuffered(payload)
+            } catch {
+                var error = error
+                if let failure = rollBack(to: mark) {
+                    error.message = "record \(k + 1) of a batch of \(payloads.count) failed (\(error.message)), and "
+                        + "taking back the \(k) before it failed too: \(failure); the log refuses appends"
+                } else {
+                    error.message = "record \(k + 1) of a batch of \(payloads.count) failed, the batch was taken back: "
+                        + error.message
+                }
+                throw error
+            }
+        }
         try commit()
         return first...UInt64(index.count)
+    }
+
+    /// Takes back the records appended since `mark`: zeroes their bytes and flushes the zeros
+    /// (so that neither a reopen nor a machine crash brings them back), then restores the end,
+    /// the index, the chain and the pending range. Returns nil, or why it failed (the log is then
+    /// poisoned).
+    private mutating func rollBack(
+        to mark: (end: Int, count: Int, lastCRC: UInt32, pendingStart: Int?)
+    ) -> String? {
+        let written = mark.end..<end
+        if !written.isEmpty {
+            do {
+                let zeros = [UInt8](repeating: 0, count: written.count)
+                try file.guardedStoreBytes(zeros, toByteOffset: written.lowerBound)
+                try file.withUnsafeBytes { (b) throws(SegmentLogError) in
+                    try System.msync(base: b.baseAddress!, range: written)
+                }
+            } catch {
+                poisoned = "a batch could not be taken back: \(error)"
+                return "\(error)"
+            }
+        }
+        end = mark.end
+        index.truncate(to: mark.count)
+        lastCRC = mark.lastCRC
+        pendingStart = mark.pendingStart
+        return nil
     }
 
     /// Appends a record to the mapping without making it durable: it is readable here at once,
@@ -221,7 +313,7 @@ public struct SegmentLog: ~Copyable {
     @discardableResult
     public mutating func appendBuffered(bytes payload: UnsafeRawBufferPointer) throws(SegmentLogError) -> UInt64 {
         if let poisoned {
-            throw SegmentLogError(.poisoned, "the log refuses appends after a failed flush: \(poisoned)")
+            throw SegmentLogError(.poisoned, "the log refuses appends after an earlier failure: \(poisoned)")
         }
         guard payload.count <= Format.maxPayload else {
             throw SegmentLogError(.invalidArgument, "a \(payload.count)-byte record is larger than 1 GiB")
@@ -258,22 +350,36 @@ public struct SegmentLog: ~Copyable {
     /// metadata that must be durable too, or the records past the old size are lost with it).
     /// Then publishes the new durable end to readers. Does nothing when nothing is pending.
     ///
-    /// - Throws: The kernel's error; the log is then poisoned (``SegmentLogError/Code/poisoned``):
-    ///   after a failed writeback Linux may have dropped the dirty pages, so retrying could
-    ///   report success for data that is gone. Reopen the log to recover what is on disk.
+    /// - Throws: The kernel's error, or ``SegmentLogError/Code/truncated`` when another process
+    ///   truncated the file below what the log mapped (`fstat` after the flush); the log is then
+    ///   poisoned (``SegmentLogError/Code/poisoned``): after a failed writeback Linux may have
+    ///   dropped the dirty pages, so retrying could report success for data that is gone. Reopen
+    ///   the log to recover what is on disk.
     public mutating func commit() throws(SegmentLogError) {
         if let poisoned {
-            throw SegmentLogError(.poisoned, "the log refuses appends after a failed flush: \(poisoned)")
+            throw SegmentLogError(.poisoned, "the log refuses appends after an earlier failure: \(poisoned)")
         }
         guard let start = pendingStart else { return }
         let range = start..<end
-        do {
+        do throws(SegmentLogError) {
             try file.withUnsafeBytes { (b) throws(SegmentLogError) in
                 try System.msync(base: b.baseAddress!, range: range)
             }
             if sizeChanged {
                 try System.dataSync(fd)
                 sizeChanged = false
+            }
+            // Another process may have truncated the file under the mapping: the pages it cut
+            // off are gone with whatever was written into them, and msync says nothing about
+            // them. Checked after the flush, so a truncation before it is never reported durable.
+            let (size, _) = try System.status(fd)
+            if size < file.count {
+                throw SegmentLogError(
+                    .truncated,
+                    "\(path) was truncated by another process from \(file.count) to \(size) bytes: records "
+                        + "written since the last commit (from byte \(start)) may be lost, so they are not reported "
+                        + "durable; reopen the log to recover what the file holds"
+                )
             }
         } catch {
             poisoned = error.message
@@ -303,17 +409,24 @@ public struct SegmentLog: ~Copyable {
         do {
             try file.grow(to: target)
         } catch let error where error.code == .noSpace && target > exact {
-            do { try file.grow(to: exact) } catch {
-                throw SegmentLogError(
-                    error,
-                    "disk full: cannot grow \(path) from \(file.count) to \(exact) bytes; nothing was appended, the log "
-                        + "is readable, and appends succeed again once space is freed"
-                )
-            }
+            do { try file.grow(to: exact) } catch { throw growthError(error, to: exact) }
         } catch {
-            throw SegmentLogError(error, "cannot grow \(path) from \(file.count) to \(target) bytes")
+            throw growthError(error, to: target)
         }
         sizeChanged = true
+    }
+
+    /// The error of a failed growth to `count` bytes: on `ENOSPC`, that the disk is full and how
+    /// much was asked for.
+    func growthError(_ error: MmapError, to count: Int) -> SegmentLogError {
+        guard error.code == .noSpace else {
+            return SegmentLogError(error, "cannot grow \(path) from \(file.count) to \(count) bytes")
+        }
+        return SegmentLogError(
+            error,
+            "disk full: cannot grow \(path) from \(file.count) to \(count) bytes (\(count - file.count) more bytes "
+                + "asked for); nothing was appended, the log is readable, and appends succeed again once space is freed"
+        )
     }
 
     // MARK: - Reading
@@ -395,24 +508,30 @@ public struct SegmentLog: ~Copyable {
         do { return try body() } catch { throw SegmentLogError(error, context()) }
     }
 
-    /// Zeroes every non-zero byte from `start` to the end of the file; returns how many bytes
-    /// it cleared (from `start` to the last non-zero byte), 0 when the tail was clean.
-    static func zeroTail(_ file: inout MmapGrowableFile, from start: Int) throws(MmapError) -> Int {
+    /// The offset of the last non-zero byte from `start` to the end of the file, or nil.
+    static func lastNonZero(_ file: borrowing MmapGrowableFile, from start: Int) throws(MmapError) -> Int? {
         let chunk = 1 << 20
         var buffer = [UInt8](repeating: 0, count: chunk)
-        var lastNonZero = -1
+        var last: Int?
         var offset = start
         while offset < file.count {
             let n = min(chunk, file.count - offset)
-            let found = try buffer.withMutableBytes { (b) throws(MmapError) -> Int in
+            let found = try buffer.withMutableBytes { (b) throws(MmapError) -> Int? in
                 let part = UnsafeMutableRawBufferPointer(rebasing: b[0..<n])
                 try guardedCopy(file, from: offset, into: part)
-                return part.lastIndex(where: { $0 != 0 }) ?? -1
+                return part.lastIndex(where: { $0 != 0 })
             }
-            if found >= 0 { lastNonZero = offset + found }
+            if let found { last = offset + found }
             offset += n
         }
-        guard lastNonZero >= start else { return 0 }
+        return last
+    }
+
+    /// Zeroes every non-zero byte from `start` to the end of the file; returns how many bytes
+    /// it cleared (from `start` to the last non-zero byte), 0 when the tail was clean.
+    static func zeroTail(_ file: inout MmapGrowableFile, from start: Int) throws(MmapError) -> Int {
+        guard let lastNonZero = try lastNonZero(file, from: start) else { return 0 }
+        let chunk = 1 << 20
         let count = lastNonZero + 1 - start
         let zeros = [UInt8](repeating: 0, count: min(chunk, count))
         var at = start

@@ -10,10 +10,12 @@ public struct SegmentLogError: Error, CustomStringConvertible, Sendable {
         /// A record the writer had published as durable does not validate: the file was
         /// overwritten in place, or the medium corrupted it.
         case corrupt
-        /// The file is shorter than what was mapped or indexed: another process truncated it.
-        /// Reads of the lost bytes fail with this code (or ``mmap`` with MmapKit's `fault`).
+        /// The file is shorter than what was mapped, indexed or made durable, or its durable end
+        /// went back: another process truncated it (and maybe wrote it again in place). Reads of
+        /// the lost bytes fail with ``mmap`` (MmapKit's `fault`).
         case truncated
-        /// The path now names another file (the log was deleted or replaced by a rename).
+        /// The path now names another file, another inode (the log was deleted or replaced by a
+        /// rename). A shrink of the same file is ``truncated``.
         case replaced
         /// Another writer holds the log (an exclusive `flock(2)`).
         case locked

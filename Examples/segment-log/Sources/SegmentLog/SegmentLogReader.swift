@@ -41,7 +41,7 @@ public struct SegmentLogReader: ~Copyable {
         var state = ScanState(offset: Format.headerSize, nextSeq: 1, seed: seed)
         var scratch: [UInt8] = []
         do {
-            try Self.catchUp(map, path: path, state: &state, index: &index, scratch: &scratch)
+            try Self.catchUp(map, fd: fd, path: path, state: &state, index: &index, scratch: &scratch)
         } catch {
             close(fd)
             throw error
@@ -116,28 +116,44 @@ public struct SegmentLogReader: ~Copyable {
             remaps += 1
         }
         let before = index.count
-        try Self.catchUp(map, path: path, state: &state, index: &index, scratch: &scratch)
+        try Self.catchUp(map, fd: fd, path: path, state: &state, index: &index, scratch: &scratch)
         return index.count - before
     }
 
     /// Indexes the records below the published durable end; on failure, changes nothing.
     private static func catchUp(
         _ map: borrowing Mmap,
+        fd: CInt,
         path: String,
         state: inout ScanState,
         index: inout RecordIndex,
         scratch: inout [UInt8]
     ) throws(SegmentLogError) {
-        let published = try SegmentLog.mm("cannot read the durable end of \(path)") { () throws(MmapError) in
-            Int(UInt64(littleEndian: try map.guardedLoad(fromByteOffset: Format.durableEndOffset, as: UInt64.self)))
+        let raw = try SegmentLog.mm("cannot read the durable end of \(path)") { () throws(MmapError) in
+            UInt64(littleEndian: try map.guardedLoad(fromByteOffset: Format.durableEndOffset, as: UInt64.self))
         }
+        let published = try Format.durableEnd(raw, path: path)
         // The writer grows the file before it publishes an end inside the new part, so an end
-        // past what is mapped means the size was read first: stop at the mapping this time.
+        // past what is mapped means the size was read first: stop at the mapping this time. But
+        // if the file is shorter than that end now, it was truncated below durable records.
+        if published > map.count {
+            let (size, _) = try System.status(fd)
+            if size < published {
+                throw SegmentLogError(
+                    .truncated,
+                    "\(path) is \(size) bytes, shorter than its durable end \(published): it was truncated below "
+                        + "records that were made durable"
+                )
+            }
+        }
         let limit = min(published, map.count)
+        // The same file (the identity was checked) whose durable end went back: it was
+        // truncated and written again in place. `replaced` is only for another file at the path.
         guard limit >= state.offset else {
             throw SegmentLogError(
-                .replaced,
-                "the durable end of \(path) went back from \(state.offset) to \(limit): the log was rewritten"
+                .truncated,
+                "the durable end of \(path) went back from \(state.offset) to \(limit) in the same file: the log was "
+                    + "truncated and rewritten in place"
             )
         }
         var newState = state

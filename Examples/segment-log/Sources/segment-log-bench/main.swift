@@ -50,6 +50,11 @@ func say(_ line: String = "") {
     _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
 }
 
+/// An error's text without the `segment-log:` prefix of its description.
+func text(_ error: any Error) -> String {
+    (error as? SegmentLogError)?.message ?? "\(error)"
+}
+
 func die(_ message: String) -> Never {
     say("segment-log-bench: \(message)")
     exit(1)
@@ -211,7 +216,7 @@ func durableAppends(size: Int) {
                     let t0 = monotonicSeconds()
                     for i in 0..<n { try log.append(data[i & 63]) }
                     return Sample(ops: n, seconds: monotonicSeconds() - t0, checksum: UInt64(log.count))
-                } catch { die("\(error)") }
+                } catch { die(text(error)) }
             },
             Implementation(name: "SQLite WAL, synchronous=FULL") {
                 remove(dbPath)
@@ -260,7 +265,7 @@ func groupAppends(size: Int, records n: Int) {
                     let t0 = monotonicSeconds()
                     for b in batches { try log.append(contentsOf: b) }
                     return Sample(ops: log.count, seconds: monotonicSeconds() - t0, checksum: UInt64(log.count))
-                } catch { die("\(error)") }
+                } catch { die(text(error)) }
             },
             sqlite("NORMAL"),
             sqlite("FULL"),
@@ -284,7 +289,7 @@ func randomReads() {
             if i % 4096 == 4095 { try log.commit() }
         }
         try log.commit()
-    } catch { die("\(error)") }
+    } catch { die(text(error)) }
     do {
         let db = SQLite(path: dbPath, synchronous: "OFF")
         let stmt = db.prepare("INSERT INTO log(seq, data) VALUES(?, ?)")
@@ -295,7 +300,7 @@ func randomReads() {
         db.exec("PRAGMA wal_checkpoint(TRUNCATE)")
     }
     let reader: SegmentLogReader
-    do { reader = try SegmentLogReader(path: logPath) } catch { die("\(error)") }
+    do { reader = try SegmentLogReader(path: logPath) } catch { die(text(error)) }
     guard reader.count == count else { die("the reader sees \(reader.count) records, expected \(count)") }
     let db = SQLite(path: dbPath, synchronous: "NORMAL")
     let select = db.prepare("SELECT data FROM log WHERE seq = ?")
@@ -325,7 +330,7 @@ func randomReads() {
                     try reader.read(at: indices.next(count), into: &buffer, verify: verify)
                     sum &+= first8(buffer)
                 }
-            } catch { die("\(error)") }
+            } catch { die(text(error)) }
             return Sample(ops: n, seconds: monotonicSeconds() - t0, checksum: sum)
         }
     }

@@ -24,6 +24,11 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
+/// An error's text without the `segment-log:` prefix of its description, which ``fail(_:)`` adds.
+func text(_ error: any Error) -> String {
+    (error as? SegmentLogError)?.message ?? "\(error)"
+}
+
 func usage() -> Never {
     fail(
         "usage: segment-log append PATH [COUNT] | dump PATH | follow PATH COUNT | crash-test [--kills N] [--seed S] [--dir D]"
@@ -74,7 +79,7 @@ func crashChild(path: String, seed: UInt64) -> Never {
             writeAll(1, acks)
         }
     } catch {
-        fail("crash child: \(error)")
+        fail("crash child: \(text(error))")
     }
 }
 
@@ -95,7 +100,7 @@ func firstBadRecord(_ log: borrowing SegmentLog, _ range: Range<Int>) -> (Int, S
         do {
             try log.read(at: i, into: &buffer)
         } catch {
-            return (i, "\(error)")
+            return (i, "\(text(error))")
         }
         if !checkPattern(buffer, seq: UInt64(i + 1)) { return (i, "payload differs from what was appended") }
     }
@@ -117,7 +122,7 @@ func crashTest(kills: Int, seed: UInt64, dir: String) -> Never {
     do {
         _ = try SegmentLog(path: path)
     } catch {
-        fail("cannot create \(path): \(error)")
+        fail("cannot create \(path): \(text(error))")
     }
     for round in 1...kills {
         let childSeed = rng.next()
@@ -129,7 +134,7 @@ func crashTest(kills: Int, seed: UInt64, dir: String) -> Never {
         do {
             child = try ChildProcess([exe, "crash-child", path, String(childSeed)], captureOutput: true)
         } catch {
-            fail("\(error)")
+            fail("\(text(error))")
         }
         var acks: [UInt64] = []
         var pending: [UInt8] = []
@@ -186,7 +191,7 @@ func crashTest(kills: Int, seed: UInt64, dir: String) -> Never {
                 }
             }
         } catch {
-            fail("round \(round): a reader cannot read the log before recovery: \(error)")
+            fail("round \(round): a reader cannot read the log before recovery: \(text(error))")
         }
 
         // Reopen (recovery) and check.
@@ -215,7 +220,7 @@ func crashTest(kills: Int, seed: UInt64, dir: String) -> Never {
             stats.records = count
             stats.logBytes = log.end
         } catch {
-            fail("round \(round): cannot reopen the log: \(error)")
+            fail("round \(round): cannot reopen the log: \(text(error))")
         }
         if round % 100 == 0 {
             say(
@@ -258,7 +263,7 @@ case "append":
         }
         say("\(log.count) records, \(log.end) bytes used of \(log.fileSize)")
     } catch {
-        fail("\(error)")
+        fail("\(text(error))")
     }
 case "dump":
     guard args.count >= 2 else { usage() }
@@ -276,7 +281,7 @@ case "dump":
             say("resident: \(r.residentCount) of \(r.pageCount) pages")
         }
     } catch {
-        fail("\(error)")
+        fail("\(text(error))")
     }
 case "follow":
     guard args.count >= 3, let want = Int(args[2]) else { usage() }
@@ -300,7 +305,7 @@ case "follow":
         }
         say("followed \(checked) records, \(reader.remaps) remaps, file \(reader.mappedSize) bytes")
     } catch {
-        fail("follow: \(error)")
+        fail("follow: \(text(error))")
     }
 case "crash-child":
     guard args.count >= 3, let seed = UInt64(args[2]) else { usage() }

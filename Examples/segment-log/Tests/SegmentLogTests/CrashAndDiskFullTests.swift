@@ -80,4 +80,63 @@ import Testing
             }
         }
     }
+
+    /// A group commit that runs out of disk midway appends nothing: not in memory, not in the
+    /// file after a reopen, and the next append works.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func aBatchThatMeetsAFullDiskMidwayAppendsNothing() throws {
+        try withTemporaryDirectory { dir in
+            try withSmallTmpfs(in: dir, size: "1m") { mountPoint in
+                let path = mountPoint + "/batch.log"
+                let batch = (0..<40).map { 4000 + $0 }  // 160 KB: more than the first 64 KiB
+                let before: Int
+                let end: Int
+                do {
+                    var log = try SegmentLog(path: path, options: .init(initialSize: 64 << 10, maxGrowthStep: 128 << 10))
+                    for _ in 0..<3 { try log.append(Pattern.payload(seq: UInt64(log.count + 1), length: 1000)) }
+                    before = log.count
+                    end = log.end
+                    fillDisk(mountPoint + "/filler")
+                    let payloads = batch.enumerated().map { Pattern.payload(seq: UInt64(before + 1 + $0), length: $1) }
+                    let error = #expect(throws: SegmentLogError.self) { try log.append(contentsOf: payloads) }
+                    #expect(error?.code == .noSpace)
+                    #expect(error?.message.contains("nothing was appended") == true, "\(String(describing: error))")
+                    #expect(log.count == before, "a failed batch left \(log.count - before) records in the log")
+                    #expect(log.durableCount == before)
+                    #expect(log.end == end)
+                    #expect(preadBytes(path, end..<log.fileSize).allSatisfy { $0 == 0 }, "the batch's bytes stay")
+                    // Appends that fit still work, and commit only themselves.
+                    try log.append(Pattern.payload(seq: UInt64(before + 1), length: 1000))
+                    #expect(log.count == before + 1)
+                }
+                let log = try SegmentLog(path: path)
+                #expect(log.count == before + 1, "a reopen sees \(log.count - before - 1) records of the failed batch")
+                #expect(log.recovery.cutBytes == 0)
+                for i in 0..<log.count {
+                    #expect(try log.read(at: i) == Pattern.payload(seq: UInt64(i + 1), length: 1000))
+                }
+            }
+        }
+    }
+
+    /// One record larger than a growth step meets the full disk at its first, exact, attempt.
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func theNoSpaceMessageSaysTheDiskIsFullAndHowMuchWasAsked() throws {
+        try withTemporaryDirectory { dir in
+            try withSmallTmpfs(in: dir, size: "1m") { mountPoint in
+                let path = mountPoint + "/big.log"
+                var log = try SegmentLog(path: path, options: .init(initialSize: 64 << 10, maxGrowthStep: 64 << 10))
+                fillDisk(mountPoint + "/filler")
+                let error = #expect(throws: SegmentLogError.self) {
+                    try log.append(Pattern.payload(seq: 1, length: 600_000))
+                }
+                #expect(error?.code == .noSpace)
+                let message = error?.message ?? ""
+                #expect(message.contains("disk full"), "\(message)")
+                #expect(message.contains("from \(64 << 10) to 606208 bytes"), "\(message)")
+                #expect(message.contains("540672 more bytes"), "\(message)")
+                #expect(log.count == 0)
+            }
+        }
+    }
 }

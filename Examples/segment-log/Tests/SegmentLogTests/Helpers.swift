@@ -57,3 +57,58 @@ func checkAll(_ log: borrowing SegmentLog) throws -> Bool {
     for i in 0..<log.count where try log.read(at: i) != Pattern.payload(seq: UInt64(i + 1)) { return false }
     return true
 }
+
+/// Every byte of the file at `path`.
+func wholeFile(_ path: String) -> [UInt8] {
+    preadBytes(path, 0..<fileSize(path))
+}
+
+/// A log of `count` durable pattern records at `path`; returns its index.
+func makeCommittedLog(_ path: String, count: Int = 20) throws -> RecordIndex {
+    var log = try SegmentLog(path: path)
+    try appendPattern(&log, count: count)
+    return log.index
+}
+
+/// A little-endian UInt64 as bytes.
+func bytesOf(_ value: UInt64) -> [UInt8] {
+    withUnsafeBytes(of: value.littleEndian) { Array($0) }
+}
+
+/// Runs `body` with a tmpfs of `size` mounted under `dir` (root only), unmounted afterwards.
+func withSmallTmpfs(in dir: String, size: String, _ body: (String) throws -> Void) throws {
+    let mountPoint = dir + "/small"
+    guard mkdir(mountPoint, 0o755) == 0, mount("tmpfs", mountPoint, "tmpfs", 0, "size=\(size)") == 0 else {
+        throw SegmentLogError(.system, "mount tmpfs failed: errno \(errno)")
+    }
+    defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+    try body(mountPoint)
+}
+
+/// Fills the file system holding `path` (a new file) until `fallocate` fails; returns the bytes taken.
+@discardableResult
+func fillDisk(_ path: String) -> Int {
+    let fd = open(path, O_CREAT | O_WRONLY, 0o644)
+    precondition(fd >= 0)
+    defer { close(fd) }
+    var size = 0
+    var chunk = 64 << 10
+    while chunk >= 4096 {
+        if posix_fallocate(fd, off_t(size), off_t(chunk)) == 0 { size += chunk } else { chunk /= 2 }
+    }
+    return size
+}
+
+/// Creates (or replaces) `path` with `bytes`.
+func pwriteBytesCreating(_ path: String, _ bytes: [UInt8]) {
+    let fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0o644)
+    precondition(fd >= 0)
+    _ = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+    close(fd)
+}
+
+/// Whether the file at `path` still holds exactly `bytes` (a Bool, so a failure does not print
+/// the file).
+func isUnchanged(_ path: String, since bytes: [UInt8]) -> Bool {
+    wholeFile(path) == bytes
+}

@@ -117,4 +117,80 @@ import Testing
             #expect(throws: SegmentLogError.self) { try log.evict(records: 0..<65) }
         }
     }
+
+    /// Pages of appended records that another process cut off are gone from the page cache: a
+    /// commit must not report them durable.
+    @Test func aCommitAfterAnotherProcessTruncatedTheFileReportsIt() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/c.log"
+            var log = try SegmentLog(path: path)
+            try appendPattern(&log, count: 10)
+            for seq in 11...40 { try log.appendBuffered(Pattern.payload(seq: UInt64(seq), length: 8192)) }
+            let cut = log.index.offsets[20]
+            #expect(run(["/usr/bin/truncate", "-s", String(cut), path]).status == 0)
+            let error = #expect(throws: SegmentLogError.self) { try log.commit() }
+            #expect(error?.code == .truncated)
+            #expect(error?.message.contains("truncated") == true, "\(String(describing: error))")
+            #expect(log.durableCount == 10)
+            let again = #expect(throws: SegmentLogError.self) { try log.commit() }
+            #expect(again?.code == .poisoned)
+        }
+    }
+
+    /// The same file truncated and made a new log in place: a same-inode shrink is `truncated`,
+    /// `replaced` is for another file at the path.
+    @Test func aLogRewrittenInPlaceIsTruncatedNotReplaced() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/r.log"
+            _ = try makeCommittedLog(path, count: 30)
+            var reader = try SegmentLogReader(path: path)
+            #expect(reader.count == 30)
+            #expect(truncate(path, 0) == 0)
+            _ = try makeCommittedLog(path, count: 3)
+            let error = #expect(throws: SegmentLogError.self) { try reader.refresh() }
+            #expect(error?.code == .truncated, "\(String(describing: error))")
+        }
+    }
+}
+
+/// The tool's messages and the package itself.
+@Suite struct ToolAndPackageTests {
+    @Test func theToolsErrorsCarryOnePrefix() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/junk"
+            pwriteBytesCreating(path, Array(repeating: 0x41, count: 8192))
+            let (status, output) = run(["/bin/sh", "-c", "exec '\(toolPath)' dump '\(path)' 2>&1"])
+            #expect(status != 0)
+            #expect(output.hasPrefix("segment-log: "), "\(output)")
+            #expect(!output.contains("segment-log: segment-log:"), "\(output)")
+            let (_, appendOutput) = run(["/bin/sh", "-c", "exec '\(toolPath)' append '\(path)' 1 2>&1"])
+            #expect(!appendOutput.contains("segment-log: segment-log:"), "\(appendOutput)")
+        }
+    }
+
+    /// Someone copies the example's Package.swift and Sources only: the manifest must still load.
+    @Test func thePackageLoadsWithoutItsTestsDirectory() throws {
+        let packageDir = String(#filePath.split(separator: "/Tests/", omittingEmptySubsequences: false)[0])
+        let root = packageDir + "/../.."
+        let candidates = ["/opt/swift/usr/bin/swift", "/usr/bin/swift"]
+        let swift = candidates.first { access($0, X_OK) == 0 }
+        guard let swift else {
+            Issue.record("no swift executable found to load the package")
+            return
+        }
+        try withTemporaryDirectory { dir in
+            // ../.. of the copy is a stand-in for MmapKit's root.
+            let copy = dir + "/x/y"
+            #expect(run(["/bin/mkdir", "-p", copy]).status == 0)
+            for name in ["Package.swift", "Sources"] {
+                #expect(symlink(root + "/" + name, dir + "/" + name) == 0)
+            }
+            #expect(run(["/bin/cp", "-r", packageDir + "/Package.swift", packageDir + "/Sources", copy]).status == 0)
+            let (status, output) = run([
+                "/bin/sh", "-c", "cd '\(copy)' && exec '\(swift)' package describe --scratch-path '\(dir)/scratch' 2>&1",
+            ])
+            #expect(status == 0, "\(output)")
+            #expect(!output.contains("SegmentLogTests"), "\(output)")
+        }
+    }
 }

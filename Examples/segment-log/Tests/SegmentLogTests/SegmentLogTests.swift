@@ -227,14 +227,32 @@ import Testing
         }
     }
 
-    @Test func aLostHeaderInFrontOfRecordsIsNeverOverwritten() throws {
+    /// A zero header in front of anything that is not zero is damage: refused as `corrupt`,
+    /// the file untouched, whether the first frame survived or not.
+    @Test(arguments: [4096, 4112, 8192])
+    func aLostHeaderInFrontOfRecordsIsNeverOverwritten(zeroed: Int) throws {
         try withTemporaryDirectory { dir in
             let path = dir + "/t.log"
             _ = try makeLog(path)
-            pwriteBytes(path, [UInt8](repeating: 0, count: 4096), at: 0)
+            pwriteBytes(path, [UInt8](repeating: 0, count: zeroed), at: 0)
+            let before = wholeFile(path)
             let error = #expect(throws: SegmentLogError.self) { _ = try SegmentLog(path: path) }
-            #expect(error?.code == .notALog)
-            #expect(preadBytes(path, 4096..<4112).contains { $0 != 0 })  // the records are still there
+            #expect(error?.code == .corrupt)
+            #expect(isUnchanged(path, since: before), "a refused file was changed")
+            #expect(before[zeroed...].contains { $0 != 0 })  // the records are still there
+        }
+    }
+
+    @Test func aZeroHeaderWithOneNonZeroByteFarAwayIsRefused() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/t.log"
+            let fd = open(path, O_CREAT | O_WRONLY, 0o644)
+            _ = ftruncate(fd, 1 << 20)
+            close(fd)
+            pwriteBytes(path, [1], at: (1 << 20) - 1)
+            let error = #expect(throws: SegmentLogError.self) { _ = try SegmentLog(path: path) }
+            #expect(error?.code == .corrupt)
+            #expect(preadBytes(path, 0..<4096).allSatisfy { $0 == 0 })
         }
     }
 
