@@ -120,7 +120,9 @@ extension MmapKitTests {
                         guard span.byteCount - offset >= size else { break }
                         if size != recordSize(received + parsed) { bad += 1 }
                         for i in 2..<size
-                        where span.load(fromByteOffset: offset + i, as: UInt8.self, byteOrder: .native) != recordByte(received + parsed, i) {
+                        where span.load(fromByteOffset: offset + i, as: UInt8.self, byteOrder: .native)
+                            != recordByte(received + parsed, i)
+                        {
                             bad += 1
                         }
                         offset += size

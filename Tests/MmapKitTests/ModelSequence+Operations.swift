@@ -596,7 +596,8 @@ extension ModelRunner {
         guard ok, !forWriting, !(populateRange?.isEmpty ?? false), slot.window.count > 0 else { return }
         let residency: MmapResidency
         do {
-            residency = try slot.map?.residency(range: populateRange) ?? slot.mutableMap!.residency(range: populateRange)
+            residency =
+                try slot.map?.residency(range: populateRange) ?? slot.mutableMap!.residency(range: populateRange)
         } catch {
             return  // mincore may refuse (a range of more than 2^26 pages); populate is judged above
         }

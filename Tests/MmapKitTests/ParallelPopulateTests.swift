@@ -48,7 +48,11 @@ extension MmapKitTests {
                 // Aligned: [8 MiB, 20 MiB) on 2 threads is two 6 MiB chunks.
                 let aligned = (8 << 20)..<(20 << 20)
                 try map.populateForWriting(range: aligned, threads: 2)
-                #expect(Array(try map.residency().residentRuns) == [(aligned.lowerBound / page)..<(aligned.upperBound / page)])
+                #expect(
+                    Array(try map.residency().residentRuns) == [
+                        (aligned.lowerBound / page)..<(aligned.upperBound / page)
+                    ]
+                )
                 // Unaligned, for writing: only the whole pages inside the range.
                 try map.advise(.dontNeed)
                 let unaligned = (page + 10)..<(30 << 20 + 100)
