@@ -241,6 +241,78 @@ int CMmapShim_madvise(void *addr, size_t length, int advice) {
     }
 }
 
+// One chunk of CMmapShim_madviseParallel: its range, and the errno its madvise captured.
+typedef struct {
+    void *addr;
+    size_t length;
+    int advice;
+    int error;
+} MadviseChunk;
+
+static void *madviseChunk(void *argument) {
+    MadviseChunk *chunk = argument;
+    chunk->error = 0;
+    while (madvise(chunk->addr, chunk->length, chunk->advice) != 0) {
+        if (errno != EINTR) {
+            chunk->error = errno;
+            break;
+        }
+    }
+    return NULL;
+}
+
+#define MADVISE_PARALLEL_MAX_THREADS 256
+
+int CMmapShim_madviseParallel(void *addr, size_t length, int advice, int threads, size_t alignment,
+                              size_t minimumChunk) {
+    INJECT(madvise);  // on the calling thread, before any other thread exists
+    if (length == 0) return 0;
+    if (alignment == 0) return EINVAL;
+    size_t pages = (length + alignment - 1) / alignment;
+    size_t limit = minimumChunk > alignment ? length / minimumChunk : pages;
+    size_t count = threads < 1 ? 1 : (size_t)threads;
+    if (count > MADVISE_PARALLEL_MAX_THREADS) count = MADVISE_PARALLEL_MAX_THREADS;
+    if (count > limit) count = limit;
+    if (count > pages) count = pages;
+    if (count <= 1) {
+        MadviseChunk whole = {addr, length, advice, 0};
+        madviseChunk(&whole);
+        return whole.error;
+    }
+    MadviseChunk chunks[MADVISE_PARALLEL_MAX_THREADS];
+    pthread_t workers[MADVISE_PARALLEL_MAX_THREADS];
+    int started[MADVISE_PARALLEL_MAX_THREADS];
+    // Whole pages per chunk, the remainder spread over the first chunks; the last chunk ends at
+    // `length` (which need not be a whole number of pages: the kernel rounds it up itself).
+    size_t per = pages / count, extra = pages % count, offset = 0;
+    for (size_t index = 0; index < count; index++) {
+        size_t chunkPages = per + (index < extra ? 1 : 0);
+        size_t end = index == count - 1 ? length : offset + chunkPages * alignment;
+        chunks[index] = (MadviseChunk){(char *)addr + offset, end - offset, advice, 0};
+        offset = end;
+    }
+    pthread_attr_t attributes;
+    int haveAttributes = pthread_attr_init(&attributes) == 0;
+    if (haveAttributes) pthread_attr_setstacksize(&attributes, 64 * 1024);  // madvise needs little stack
+    for (size_t index = 1; index < count; index++) {
+        started[index] =
+            pthread_create(&workers[index], haveAttributes ? &attributes : NULL, madviseChunk, &chunks[index]) == 0;
+    }
+    if (haveAttributes) pthread_attr_destroy(&attributes);
+    madviseChunk(&chunks[0]);
+    for (size_t index = 1; index < count; index++) {
+        if (started[index]) {
+            pthread_join(workers[index], NULL);
+        } else {
+            madviseChunk(&chunks[index]);  // no thread (EAGAIN, ...): the caller does this chunk too
+        }
+    }
+    for (size_t index = 0; index < count; index++) {
+        if (chunks[index].error != 0) return chunks[index].error;
+    }
+    return 0;
+}
+
 int CMmapShim_mlock(const void *addr, size_t length) {
     INJECT(mlock);
     return mlock(addr, length) == 0 ? 0 : errno;

@@ -78,6 +78,16 @@ let faultScenarios: [FaultScenario] = [
         try map.remap(count: 2 * f.page, mayMove: false)
         try map.unmap()
     },
+    FaultScenario("parallel populate: read and write prefault split over threads") { f throws(MmapError) in
+        var file = try MutableMmap(path: f.data, offset: 100)
+        try file.populateForWriting(range: 10..<(2 * f.page), threads: 4)
+        try file.populate(threads: 2)
+        // 9 MiB: two threads really start (chunks are at least 4 MiB).
+        var anonymous = try MutableMmap(anonymous: 9 << 20)
+        try anonymous.populateForWriting(threads: 2)
+        try anonymous.populate(range: 1..<(9 << 20), threads: 3)
+        try anonymous.unmap()
+    },
     FaultScenario("read-only conversions: makeMutable, makeReadOnly, makeExecutable") { f throws(MmapError) in
         let map = try Mmap(path: f.data, sharing: .private)
         let mutable = try map.makeMutable()

@@ -12,7 +12,7 @@ struct ModelGenerator {
         (.mapFile, 6), (.mapAnonymous, 3), (.write, 20), (.flush, 4), (.advise, 8), (.adviseDestructively, 8),
         (.lock, 4), (.remap, 6), (.grow, 4), (.makeReadOnly, 2), (.makeMutable, 2), (.share, 3), (.split, 4),
         (.restrict, 2), (.drop, 3), (.unmap, 3), (.reserve, 1), (.commit, 6), (.decommit, 3), (.growable, 1),
-        (.growableGrow, 3), (.truncate, 3),
+        (.growableGrow, 3), (.truncate, 3), (.populate, 4),
     ]
     private static let totalWeight = weights.reduce(0) { $0 + $1.1 }
 
@@ -48,7 +48,7 @@ struct ModelGenerator {
         case .write: targets = live.filter { $0.isWritable || $0.reserved != nil }
         case .flush, .advise: targets = live.filter { $0.mapping != nil }
         case .adviseDestructively: targets = live.filter { $0.isWritable }
-        case .lock, .remap, .unmap, .share: targets = live.filter { $0.isDirect }
+        case .lock, .remap, .unmap, .share, .populate: targets = live.filter { $0.isDirect }
         case .grow, .makeReadOnly: targets = live.filter { $0.mutableMap != nil }
         case .makeMutable: targets = live.filter { $0.map != nil }
         case .split, .restrict: targets = live.filter { $0.isView }

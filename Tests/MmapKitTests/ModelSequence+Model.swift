@@ -21,6 +21,7 @@ struct ModelOp: Equatable, Sendable {
         case mapFile, mapAnonymous, write, flush, advise, adviseDestructively, lock, remap, grow
         case makeReadOnly, makeMutable, share, split, restrict, drop, unmap
         case reserve, commit, decommit, growable, growableGrow, truncate
+        case populate  // last: encoded steps of older seeds keep their meaning
     }
     var kind: Kind
     var id = 0

@@ -42,6 +42,7 @@ extension ModelRunner {
         case .growable: try growable(op)
         case .growableGrow: try growableGrow(op)
         case .truncate: try truncate(op)
+        case .populate: try populate(op)
         }
         if tracing && !noteEmitted && !lastNote.isEmpty { emit?("\(step). \(lastNote)") }
         if !ambiguous.isEmpty { try resolveAmbiguous() }
@@ -565,6 +566,46 @@ extension ModelRunner {
             case .none:
                 break
             }
+        }
+    }
+
+    /// `populate(range:threads:)`, or `populateForWriting(range:threads:)` on a writable handle,
+    /// on 1 to 8 threads. Model semantics: no byte changes (a private file page made private by
+    /// a write prefault was already "unknown" to the model). The kernel may refuse (pages past
+    /// the end of a truncated file: `fault`; huge pages it cannot supply): any error must leave
+    /// the state unchanged, and a successful read prefault leaves every page of the range
+    /// resident.
+    func populate(_ op: ModelOp) throws {
+        guard let slot = slots[op.id], slot.isDirect, slot.mapping != nil else { return }
+        let threads = 1 + op.x % 8
+        let forWriting = slot.mutableMap != nil && op.x & 8 != 0
+        let (populateRange, outside) = adviceRange(op, slot.window.count)
+        note(
+            "populate\(forWriting ? "ForWriting" : "") \(populateRange.map { "\($0)" } ?? "all") of \(slot.name) "
+                + "on \(threads) threads"
+        )
+        let ok = try judge("populate", outside ? .failure(.outOfBounds) : .either) { () throws(MmapError) in
+            if forWriting {
+                try slot.mutableMap!.populateForWriting(range: populateRange, threads: threads)
+            } else if slot.map != nil {
+                try slot.map!.populate(range: populateRange, threads: threads)
+            } else {
+                try slot.mutableMap!.populate(range: populateRange, threads: threads)
+            }
+        }
+        guard ok, !forWriting, !(populateRange?.isEmpty ?? false), slot.window.count > 0 else { return }
+        let residency: MmapResidency
+        do {
+            residency =
+                try slot.map?.residency(range: populateRange) ?? slot.mutableMap!.residency(range: populateRange)
+        } catch {
+            return  // mincore may refuse (a range of more than 2^26 pages); populate is judged above
+        }
+        if !residency.isFullyResident {
+            throw ModelFailure(
+                "populate succeeded but \(residency.pageCount - residency.residentCount) of its "
+                    + "\(residency.pageCount) pages are not resident"
+            )
         }
     }
 

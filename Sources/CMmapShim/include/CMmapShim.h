@@ -60,6 +60,16 @@ int CMmapShim_mprotect(void *addr, size_t length, int prot);
 int CMmapShim_msync(void *addr, size_t length, int flags);
 /// madvise(2); EINTR (MADV_POPULATE_* when a signal arrives) is retried.
 int CMmapShim_madvise(void *addr, size_t length, int advice);
+/// madvise(2) of [addr, addr + length) on up to `threads` threads: the range is split into
+/// `threads` chunks of whole `alignment`-byte pages (never fewer than `minimumChunk` bytes each,
+/// so a small range uses fewer threads, down to the caller's alone); the first chunk runs on the
+/// calling thread, the others on threads made with pthread_create(3) (a chunk whose thread
+/// cannot be made runs on the caller after its own), and every thread is joined before the call
+/// returns. EINTR is retried per chunk. Returns 0 when every chunk succeeded, else the errno of
+/// the lowest failing chunk (each captured on its own thread). Fault injection counts and fails
+/// it as one madvise call of the calling thread, before any thread starts.
+int CMmapShim_madviseParallel(void *addr, size_t length, int advice, int threads, size_t alignment,
+                              size_t minimumChunk);
 /// mlock(2).
 int CMmapShim_mlock(const void *addr, size_t length);
 /// munlock(2).

@@ -54,6 +54,38 @@ extension Region {
         try adviseInside(advice.rawValue, advice.name, range: range, reach: .destructive, origin: origin)
     }
 
+    /// The least a thread of a parallel populate is given (4 MiB): below it, starting a thread costs
+    /// more than the page faults it takes off the caller, so a small range uses fewer threads.
+    internal static let parallelPopulateMinimumChunk = 4 << 20
+
+    /// Prefaults the pages of `range` for reading (`MADV_POPULATE_READ`, widened outward like any
+    /// hint) or for writing (`MADV_POPULATE_WRITE`, whole pages inside the range only, as
+    /// ``AdviceReach/destructive``), split over up to `threads` threads. Errors are those of the
+    /// single-threaded populate, and name bytes relative to `origin`.
+    ///
+    /// - Precondition: `threads > 0` (checked by the public API, which traps otherwise).
+    internal func populate(range: Range<Int>, forWriting: Bool, threads: Int, origin: Int = 0) throws(MmapError) {
+        try validate(range, .advise)
+        guard !range.isEmpty, let base = unsafe base else { return }
+        if forWriting {
+            let advice = MmapDestructiveAdvice.populateWrite
+            guard let pages = pagesInside(range, reach: .destructive) else { return }
+            try unsafe madvise(
+                base + pages.lowerBound,
+                pages.count,
+                advice.rawValue,
+                advice.name,
+                range,
+                origin: origin,
+                threads: threads
+            )
+        } else {
+            let advice = MmapAdvice.populateRead
+            let (address, length) = unsafe pages(covering: range)
+            try unsafe madvise(address, length, advice.rawValue, advice.name, range, origin: origin, threads: threads)
+        }
+    }
+
     /// The whole pages inside `range`, plus a partial first or last page at the mapping's own
     /// ends when `reach` allows it, as offsets from `base`; nil when there are none.
     internal func pagesInside(_ range: Range<Int>, reach: AdviceReach) -> Range<Int>? {
@@ -158,16 +190,29 @@ extension Region {
 
     /// `madvise(2)` of `[address, address + length)`, pages of the mapping for the user's
     /// `range`. A populate that meets a page the file no longer backs reports the first such
-    /// page in ``MmapError/faultOffset``. Errors name bytes relative to `origin`.
+    /// page in ``MmapError/faultOffset``. Errors name bytes relative to `origin`. With `threads`
+    /// above 1 the range is split over that many threads at most (a populate); the first failing
+    /// page is then found single-threaded, as for one thread.
     internal func madvise(
         _ address: UnsafeMutableRawPointer,
         _ length: Int,
         _ advice: CInt,
         _ name: String,
         _ range: Range<Int>,
-        origin: Int = 0
+        origin: Int = 0,
+        threads: Int = 1
     ) throws(MmapError) {
-        let error = unsafe system_madvise(address, length, advice)
+        let error =
+            threads == 1
+            ? unsafe system_madvise(address, length, advice)
+            : unsafe system_madviseParallel(
+                address,
+                length,
+                advice,
+                threads: threads,
+                alignment: alignment,
+                minimumChunk: Region.parallelPopulateMinimumChunk
+            )
         guard error == 0 else {
             let bytes = (range.lowerBound - origin)..<(range.upperBound - origin)
             let context =

@@ -64,6 +64,28 @@ internal func system_madvise(_ address: UnsafeMutableRawPointer, _ length: Int, 
     unsafe CMmapShim_madvise(address, length, advice)
 }
 
+/// `madvise(2)` of `[address, address + length)` split over up to `threads` threads in chunks of
+/// whole `alignment`-byte pages, none smaller than `minimumChunk` (see
+/// `CMmapShim_madviseParallel`): 0, or the errno of the lowest failing chunk.
+@inline(__always)
+internal func system_madviseParallel(
+    _ address: UnsafeMutableRawPointer,
+    _ length: Int,
+    _ advice: CInt,
+    threads: Int,
+    alignment: Int,
+    minimumChunk: Int
+) -> CInt {
+    unsafe CMmapShim_madviseParallel(
+        address,
+        length,
+        advice,
+        CInt(clamping: threads),
+        alignment,
+        minimumChunk
+    )
+}
+
 @inline(__always)
 internal func system_mlock(_ address: UnsafeMutableRawPointer, _ length: Int) -> CInt {
     unsafe CMmapShim_mlock(address, length)

@@ -7,9 +7,14 @@ import Synchronization
 /// the consumer publishes its head the same way after copying out, and each acquires the other's.
 /// Thanks to the mirrored mapping every copy is one `memcpy`, whatever the positions.
 ///
-/// `Sendable` so that the producer and the consumer can share it; calling ``write(_:)`` from two
-/// threads at once, or ``read(into:)`` from two threads at once, is a programmer error (the
-/// queue does not detect it).
+/// ``withReadableBytes(_:)`` and ``withWritableBytes(_:)`` do the same without the copy: they
+/// lend the queued bytes, or the free space, as one contiguous span (a record that crosses the
+/// end of the ring needs no reassembly), and dequeue or enqueue what the closure says it used.
+///
+/// `Sendable` so that the producer and the consumer can share it; calling ``write(_:)`` or
+/// ``withWritableBytes(_:)`` from two threads at once, or ``read(into:)`` or
+/// ``withReadableBytes(_:)`` from two threads at once, is a programmer error (the queue does not
+/// detect it).
 public final class MmapByteQueue: Sendable {
     private let ring: MmapMirroredRing
     private let head = Atomic<Int>(0)  // bytes consumed so far
@@ -78,5 +83,67 @@ public final class MmapByteQueue: Sendable {
         }
         head.store(consumed + length, ordering: .releasing)
         return length
+    }
+
+    // MARK: - In place
+
+    /// Calls `body` with every queued byte as one contiguous span, and dequeues the bytes it
+    /// says it consumed. Consumer thread only.
+    ///
+    /// The bytes are read in place, never copied: thanks to the mirrored mapping the span is
+    /// contiguous even when the queued bytes cross the end of the ring, so a record that wraps
+    /// can be parsed like any other. The span holds what was queued when the call began (it may
+    /// be empty); bytes the producer adds meanwhile are left for the next call. The producer never
+    /// writes the span's bytes while it exists: they are not free until `body` returns.
+    ///
+    /// - Parameter body: A closure that reads the span from its start and returns how many bytes
+    ///   it consumed (from the start, at most the span's `byteCount`) and a result. Consuming more
+    ///   bytes than the span holds, or a negative count, is a programmer error and traps.
+    /// - Returns: The result of `body`.
+    /// - Throws: What `body` throws; then nothing is dequeued.
+    /// - Complexity: O(1) plus `body`.
+    public func withReadableBytes<R, E: Error>(
+        _ body: (RawSpan) throws(E) -> (consumed: Int, result: R)
+    ) throws(E) -> R {
+        let capacity = ring.capacity
+        let consumed = head.load(ordering: .relaxed)  // only this thread stores it
+        let produced = tail.load(ordering: .acquiring)
+        let available = produced - consumed
+        let span = unsafe RawSpan(_unsafeStart: ring.address(consumed % capacity), byteCount: available)
+        let (count, result) = try body(span)
+        guard count >= 0, count <= available else {
+            fatalError("MmapKit: withReadableBytes consumed \(count) bytes, but \(available) were readable")
+        }
+        if count > 0 { head.store(consumed + count, ordering: .releasing) }
+        return result
+    }
+
+    /// Calls `body` with all the free space of the queue as one contiguous span, and enqueues the
+    /// bytes it says it wrote. Producer thread only.
+    ///
+    /// The bytes are written in place, never copied from a buffer of the caller's: the span is
+    /// contiguous even when the free space crosses the end of the ring. Its initial contents are
+    /// stale bytes; only the first `produced` bytes, which `body` must have written, are enqueued.
+    /// The consumer never reads the span's bytes while it exists.
+    ///
+    /// - Parameter body: A closure that writes the span from its start and returns how many bytes
+    ///   it produced (at most the span's `byteCount`, which is 0 when the queue is full). Producing
+    ///   more bytes than the span holds, or a negative count, is a programmer error and traps.
+    /// - Returns: The bytes enqueued: what `body` returned.
+    /// - Throws: What `body` throws; then nothing is enqueued.
+    /// - Complexity: O(1) plus `body`.
+    @discardableResult
+    public func withWritableBytes<E: Error>(_ body: (inout MutableRawSpan) throws(E) -> Int) throws(E) -> Int {
+        let capacity = ring.capacity
+        let produced = tail.load(ordering: .relaxed)  // only this thread stores it
+        let consumed = head.load(ordering: .acquiring)
+        let free = capacity - (produced - consumed)
+        var span = unsafe MutableRawSpan(_unsafeStart: ring.address(produced % capacity), byteCount: free)
+        let count = try body(&span)
+        guard count >= 0, count <= free else {
+            fatalError("MmapKit: withWritableBytes produced \(count) bytes, but \(free) were free")
+        }
+        if count > 0 { tail.store(produced + count, ordering: .releasing) }
+        return count
     }
 }

@@ -423,6 +423,10 @@ func makeWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) -> [Worklo
         )
     )
 
+    // MARK: issue 15: parallel prefault, and framed records parsed in place from a ring
+    workloads += makePopulateWorkloads(files: files, sizes: sizes, threads: threads)
+    workloads += makeRecordWorkloads(bytes: size / 4)
+
     // MARK: guard cost (issue 5): guarded against unguarded access
     let guardIterations = sizes.guardIterations
     let guardMap = try! MutableMmap(anonymous: 1 << 20).makeReadOnly()

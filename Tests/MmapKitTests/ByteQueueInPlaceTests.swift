@@ -1,0 +1,174 @@
+import Dispatch
+import Foundation
+import Glibc
+import MmapKit
+import Synchronization
+import Testing
+
+extension MmapKitTests {
+    /// `MmapByteQueue.withReadableBytes(_:)` and `withWritableBytes(_:)`: the queued bytes and the
+    /// free space lent as one contiguous span, across the end of the ring.
+    @Suite struct ByteQueueInPlaceTests {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+        /// Writes `bytes` in place; returns how many fitted.
+        func produce(_ queue: MmapByteQueue, _ bytes: [UInt8]) -> Int {
+            queue.withWritableBytes { span in
+                let count = min(span.byteCount, bytes.count)
+                for i in 0..<count { span.storeBytes(of: bytes[i], toByteOffset: i, as: UInt8.self) }
+                return count
+            }
+        }
+
+        @Test func writesAndReadsInPlaceAcrossTheEndOfTheRing() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                let queue = try MmapByteQueue(capacity: page)
+                var position = 0
+                // 700-byte records never divide the page: many of them cross the end of the ring.
+                for round in 0..<50 {
+                    let record = pattern(700, from: position)
+                    #expect(produce(queue, record) == 700)
+                    #expect(queue.count == 700)
+                    let seen = queue.withReadableBytes { span in (consumed: span.byteCount, result: array(span)) }
+                    #expect(seen == record, "round \(round) at ring offset \(position % page)")
+                    #expect(queue.count == 0)
+                    position += 700
+                }
+            }
+        }
+
+        @Test func consumesOnlyWhatTheClosureSays() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                let queue = try MmapByteQueue(capacity: page)
+                #expect(queue.withReadableBytes { span in (consumed: 0, result: span.byteCount) } == 0, "empty")
+                #expect(produce(queue, pattern(100)) == 100)
+                let first = queue.withReadableBytes { span in
+                    (consumed: 10, result: array(span.extracting(0..<10)))
+                }
+                #expect(first == pattern(10))
+                #expect(queue.count == 90)
+                let rest = queue.withReadableBytes { span in (consumed: 0, result: array(span)) }
+                #expect(rest == Array(pattern(100)[10...]), "nothing consumed: the same bytes again")
+                // A full queue lends no free space; copying reads and in-place writes mix.
+                #expect(produce(queue, pattern(2 * page)) == page - 90)
+                #expect(queue.withWritableBytes { span in span.byteCount } == 0)
+                var out = [UInt8](repeating: 0, count: page)
+                var elements = out.mutableSpan
+                var bytes = unsafe elements.mutableBytes
+                #expect(queue.read(into: &bytes) == page)
+                _ = consume bytes
+                _ = consume elements
+                #expect(out == Array(pattern(100)[10...]) + pattern(page - 90))
+            }
+        }
+
+        struct Refused: Error {}
+
+        @Test func aThrowingClosureMovesNothing() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                let queue = try MmapByteQueue(capacity: page)
+                #expect(throws: Refused.self) {
+                    try queue.withWritableBytes { (span: inout MutableRawSpan) throws(Refused) -> Int in
+                        span.storeBytes(of: 1, toByteOffset: 0, as: UInt8.self)
+                        throw Refused()
+                    }
+                }
+                #expect(queue.count == 0)
+                #expect(produce(queue, [1, 2, 3]) == 3)
+                #expect(throws: Refused.self) {
+                    try queue.withReadableBytes { (_: RawSpan) throws(Refused) -> (consumed: Int, result: Int) in
+                        throw Refused()
+                    }
+                }
+                #expect(queue.count == 3)
+            }
+        }
+
+        /// A producer thread writes length-prefixed records (2-byte little-endian length, 16 to
+        /// 512 bytes in all) in place; this thread parses them in place, never copying one that
+        /// wraps. Every record's bytes must arrive intact and in order.
+        @Test func aProducerAndAConsumerExchangeFramedRecordsInPlace() throws {
+            let records = 30_000  // about 8 MiB through a 4-page ring: thousands of wraps
+            let queue = try MmapByteQueue(capacity: 4 * page)
+            let group = DispatchGroup()
+            group.enter()
+            Thread.detach {
+                var sent = 0
+                while sent < records {
+                    let size = recordSize(sent)
+                    let written = queue.withWritableBytes { span in
+                        guard span.byteCount >= size else { return 0 }
+                        span.storeBytes(of: UInt16(size).littleEndian, toByteOffset: 0, as: UInt16.self)
+                        for i in 2..<size {
+                            span.storeBytes(of: recordByte(sent, i), toByteOffset: i, as: UInt8.self)
+                        }
+                        return size
+                    }
+                    if written > 0 { sent += 1 }
+                }
+                group.leave()
+            }
+            var received = 0
+            var mismatches = 0
+            while received < records {
+                let (parsed, bad) = queue.withReadableBytes { span in
+                    var offset = 0
+                    var parsed = 0
+                    var bad = 0
+                    while span.byteCount - offset >= 2 {
+                        let size = Int(span.load(fromByteOffset: offset, as: UInt16.self, byteOrder: .littleEndian))
+                        guard span.byteCount - offset >= size else { break }
+                        if size != recordSize(received + parsed) { bad += 1 }
+                        for i in 2..<size
+                        where span.load(fromByteOffset: offset + i, as: UInt8.self, byteOrder: .native)
+                            != recordByte(received + parsed, i)
+                        {
+                            bad += 1
+                        }
+                        offset += size
+                        parsed += 1
+                    }
+                    return (consumed: offset, result: (parsed, bad))
+                }
+                received += parsed
+                mismatches += bad
+            }
+            group.wait()
+            #expect(mismatches == 0)
+            #expect(queue.count == 0)
+        }
+
+        @Test func consumingMoreThanIsReadableTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
+                _ = unsafe queue?.write([UInt8]([1, 2, 3]).span.bytes)
+                queue?.withReadableBytes { span in (consumed: span.byteCount + 1, result: ()) }
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("consumed 4 bytes, but 3 were readable"), "\(message)")
+        }
+
+        @Test func producingMoreThanIsFreeTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
+                queue?.withWritableBytes { span in span.byteCount + 1 }
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("were free"), "\(message)")
+        }
+    }
+}
+
+/// The size of record `index` (length prefix included): 16 to 512 bytes, from xorshift64*.
+private func recordSize(_ index: Int) -> Int {
+    var x = UInt64(index) &+ 0x9E37_79B9_7F4A_7C15
+    x ^= x >> 12
+    x ^= x << 25
+    x ^= x >> 27
+    return 16 + Int((x &* 0x2545_F491_4F6C_DD1D) >> 32 % 497)
+}
+
+/// Byte `i` of record `index`.
+private func recordByte(_ index: Int, _ i: Int) -> UInt8 {
+    UInt8(truncatingIfNeeded: index &* 131 &+ i &* 7)
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Glibc
+import MmapKit
+import Testing
+
+extension MmapKitTests {
+    /// `populate(range:threads:)` and `populateForWriting(range:threads:)` (issue 15): the range
+    /// is split over threads in C; the result must be the single-threaded populate's, page for
+    /// page and error for error.
+    @Suite struct ParallelPopulateTests {
+        let directory = TemporaryDirectory()
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        /// 4 MiB chunks at least: 40 MiB lets 8 threads (and 2) really run.
+        let large = 40 << 20
+
+        // MARK: Anonymous memory
+
+        @Test(arguments: [1, 2, 8])
+        func populatesAWholeAnonymousMappingForWriting(threads: Int) throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: large + 3 * page + 5)
+                try map.advise(.noHugePage)  // count 4 KiB pages, whatever THP is set to
+                #expect(try map.residency().residentCount == 0)
+                try map.populateForWriting(threads: threads)
+                let residency = try map.residency()
+                #expect(residency.isFullyResident, "\(residency.residentCount) of \(residency.pageCount)")
+                let edges = array(map.bytes.extracting(0..<page)) + array(map.bytes.extracting((large - page)...))
+                #expect(edges.allSatisfy { $0 == 0 }, "contents unchanged")
+            }
+        }
+
+        @Test(arguments: [1, 2, 8])
+        func populatesAWholeAnonymousMappingForReading(threads: Int) throws {
+            try expectNoLeaks { () throws(MmapError) in
+                let map = try MutableMmap(anonymous: large)
+                try map.advise(.noHugePage)
+                try map.populate(threads: threads)
+                // MADV_POPULATE_READ maps the shared zero page: present, so resident for mincore.
+                #expect(try map.residency().isFullyResident)
+            }
+        }
+
+        @Test func populatesExactlyThePagesOfASubRange() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: large)
+                try map.advise(.noHugePage)
+                let pages = large / page
+                // Aligned: [8 MiB, 20 MiB) on 2 threads is two 6 MiB chunks.
+                let aligned = (8 << 20)..<(20 << 20)
+                try map.populateForWriting(range: aligned, threads: 2)
+                #expect(
+                    Array(try map.residency().residentRuns) == [
+                        (aligned.lowerBound / page)..<(aligned.upperBound / page)
+                    ]
+                )
+                // Unaligned, for writing: only the whole pages inside the range.
+                try map.advise(.dontNeed)
+                let unaligned = (page + 10)..<(30 << 20 + 100)
+                try map.populateForWriting(range: unaligned, threads: 8)
+                #expect(Array(try map.residency().residentRuns) == [2..<((30 << 20) / page)])
+                // Unaligned, for reading: every page the range touches (a hint is widened).
+                try map.advise(.dontNeed)
+                try map.populate(range: unaligned, threads: 8)
+                #expect(Array(try map.residency().residentRuns) == [1..<((30 << 20) / page + 1)])
+                // Empty ranges change nothing, wherever they are.
+                try map.advise(.dontNeed)
+                for empty in [0..<0, (5 * page + 3)..<(5 * page + 3), large..<large] {
+                    try map.populate(range: empty, threads: 8)
+                    try map.populateForWriting(range: empty, threads: 8)
+                }
+                // A range that holds no whole page prefaults nothing for writing.
+                try map.populateForWriting(range: (page + 1)..<(2 * page - 1), threads: 2)
+                #expect(try map.residency().residentCount == 0)
+                #expect(pages == large / page)
+            }
+        }
+
+        @Test func moreThreadsThanPagesIsFine() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: 3 * page)
+                try map.populateForWriting(threads: 64)
+                #expect(try map.residency().isFullyResident)
+                let one = try MutableMmap(anonymous: 1)
+                try one.populate(threads: 1000)
+                #expect(try one.residency().isFullyResident)
+                let empty = try MutableMmap(anonymous: 0)
+                try empty.populate(threads: 8)
+            }
+        }
+
+        @Test func rangesOutsideTheMappingAreErrors() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: 2 * page)
+                expectMmapError(.outOfBounds) { () throws(MmapError) in
+                    try map.populate(range: 0..<(2 * page + 1), threads: 2)
+                }
+                expectMmapError(.outOfBounds) { () throws(MmapError) in
+                    try map.populateForWriting(range: -1..<1, threads: 2)
+                }
+            }
+        }
+
+        // MARK: Files
+
+        @Test(arguments: [1, 2, 8])
+        func populatesAnEvictedFileForReading(threads: Int) throws {
+            let count = (9 << 20) + 123  // two 4 MiB chunks at most: the file pattern is slow to make
+            let path = directory.makeFile("data", count: count)
+            let fd = openFile(path, O_RDONLY)
+            defer { close(fd) }
+            fdatasync(fd)
+            #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+            try expectNoLeaks { () throws(MmapError) in
+                let map = try Mmap(fileDescriptor: fd, offset: 100)
+                try map.populate(threads: threads)
+                #expect(try map.residency().isFullyResident)
+                #expect(array(map.bytes) == Array(pattern(count)[100...]))
+            }
+        }
+
+        @Test func populatesASharedFileForWritingWithoutChangingIt() throws {
+            let count = (9 << 20) + 7
+            let path = directory.makeFile("data", count: count)
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(path: path)
+                try map.populateForWriting(threads: 4)
+                #expect(try map.residency().isFullyResident)
+                try map.flush()
+            }
+            #expect(readFile(path) == pattern(count))
+        }
+
+        @Test(arguments: [2, 8])
+        func aTruncatedFileGivesTheSingleThreadedError(threads: Int) throws {
+            // 16 MiB: up to four chunks, the second, third and fourth failing (the lowest is reported).
+            let path = directory.makeFile("data", count: 16 << 20)
+            let surviving = (5 << 20) + 100
+            try expectNoLeaks { () throws(MmapError) in
+                let map = try Mmap(path: path)
+                var writable = try MutableMmap(path: path)
+                #expect(unsafe truncate(path, off_t(surviving)) == 0)
+                let single = expectMmapError(.fault, errno: EFAULT) { () throws(MmapError) in try map.populate() }
+                let parallel = expectMmapError(.fault, errno: EFAULT) { () throws(MmapError) in
+                    try map.populate(threads: threads)
+                }
+                let firstLostPage = (surviving + page - 1) / page * page
+                #expect(single?.faultOffset == firstLostPage)
+                #expect(parallel?.faultOffset == firstLostPage)
+                #expect(parallel?.operation == .advise)
+                let write = expectMmapError(.fault, errno: EFAULT) { () throws(MmapError) in
+                    try writable.populateForWriting(threads: threads)
+                }
+                #expect(write?.faultOffset == firstLostPage)
+                // What the file still backs populates, and the handles stay usable.
+                try map.populate(range: 0..<surviving, threads: threads)
+                try writable.populateForWriting(range: 0..<firstLostPage, threads: threads)
+                #expect(array(map.bytes.extracting(0..<surviving)) == pattern(surviving))
+            }
+        }
+
+        // MARK: Fault injection and programmer errors
+
+        @Test func anInjectedMadviseFailureFailsTheParallelCallAndLeavesTheHandleUsable() throws {
+            guard _MmapFaultInjection.isAvailable else { return }
+            defer { _MmapFaultInjection.reset() }
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: large)
+                for (errno, code) in [(ENOMEM, MmapError.Code.outOfMemory), (EINVAL, .unsupported), (EIO, .system)] {
+                    _MmapFaultInjection.reset()
+                    _MmapFaultInjection.inject(.madvise, errno: errno)
+                    let write = expectMmapError(code, errno: errno) { () throws(MmapError) in
+                        try map.populateForWriting(threads: 8)
+                    }
+                    #expect(write?.operation == .advise)
+                    #expect(_MmapFaultInjection.callCount(.madvise) == 1, "checked once, on the calling thread")
+                    _MmapFaultInjection.inject(.madvise, errno: errno)
+                    expectMmapError(code, errno: errno) { () throws(MmapError) in try map.populate(threads: 2) }
+                }
+                _MmapFaultInjection.reset()
+                try map.populateForWriting(threads: 8)
+                #expect(try map.residency().isFullyResident)
+                var bytes = map.mutableBytes
+                bytes.storeBytes(of: 42, toByteOffset: large - 1, as: UInt8.self)
+                #expect(array(map.bytes)[large - 1] == 42)
+            }
+        }
+
+        @Test func zeroThreadsTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                try? MutableMmap(anonymous: 4096).populate(threads: 0)
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("needs at least 1 thread"), "\(message)")
+        }
+
+        @Test func negativeThreadsForWritingTraps() async {
+            await #expect(processExitsWith: .failure) {
+                var map = try? MutableMmap(anonymous: 4096)
+                try? map?.populateForWriting(threads: -1)
+            }
+        }
+    }
+}
