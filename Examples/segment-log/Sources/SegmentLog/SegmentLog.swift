@@ -261,10 +261,12 @@ public struct SegmentLog: ~Copyable {
             } catch {
                 var error = error
                 if let failure = rollBack(to: mark) {
-                    error.message = "record \(k + 1) of a batch of \(payloads.count) failed (\(error.message)), and "
+                    error.message =
+                        "record \(k + 1) of a batch of \(payloads.count) failed (\(error.message)), and "
                         + "taking back the \(k) before it failed too: \(failure); the log refuses appends"
                 } else {
-                    error.message = "record \(k + 1) of a batch of \(payloads.count) failed, the batch was taken back: "
+                    error.message =
+                        "record \(k + 1) of a batch of \(payloads.count) failed, the batch was taken back: "
                         + error.message
                 }
                 throw error

@@ -92,7 +92,10 @@ import Testing
                 let before: Int
                 let end: Int
                 do {
-                    var log = try SegmentLog(path: path, options: .init(initialSize: 64 << 10, maxGrowthStep: 128 << 10))
+                    var log = try SegmentLog(
+                        path: path,
+                        options: .init(initialSize: 64 << 10, maxGrowthStep: 128 << 10)
+                    )
                     for _ in 0..<3 { try log.append(Pattern.payload(seq: UInt64(log.count + 1), length: 1000)) }
                     before = log.count
                     end = log.end

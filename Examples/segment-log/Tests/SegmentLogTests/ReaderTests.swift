@@ -187,7 +187,8 @@ import Testing
             }
             #expect(run(["/bin/cp", "-r", packageDir + "/Package.swift", packageDir + "/Sources", copy]).status == 0)
             let (status, output) = run([
-                "/bin/sh", "-c", "cd '\(copy)' && exec '\(swift)' package describe --scratch-path '\(dir)/scratch' 2>&1",
+                "/bin/sh", "-c",
+                "cd '\(copy)' && exec '\(swift)' package describe --scratch-path '\(dir)/scratch' 2>&1",
             ])
             #expect(status == 0, "\(output)")
             #expect(!output.contains("SegmentLogTests"), "\(output)")
