@@ -90,11 +90,12 @@ def reexports():
     """`@_exported import` lines of the sources: each re-exports a module to every client, which
     the synthesized interface does not show (it prints every import alike)."""
     found = set()
+    declaration = re.compile(r"@_exported\b[^;\n]*?(?:\n\s*)*?[^;\n]*?\bimport\s+(?:\w+\s+)?[\w.]+")
     for path in glob.glob(os.path.join(ROOT, "Sources", "MmapKit", "**", "*.swift"), recursive=True):
         with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.lstrip().startswith("@_exported"):
-                    found.add("re-export: " + " ".join(line.split()))
+            text = f.read()
+        for match in declaration.finditer(text):
+            found.add("re-export: " + " ".join(match.group(0).split()))  # one line, however written
     return sorted(found)
 
 
@@ -226,10 +227,14 @@ def generate():
     everything = subtract(base, reduce(interface(*ALL_TRAITS_BUILD)))
     singles = union(*singles)
     if not same(everything, singles):
-        lines += ["", "## Declared only when several traits are enabled together (--enable-all-traits)", ""]
-        lines += render(difference(everything, singles))
-        lines += ["", "## Declared by one trait alone but not with every trait enabled", ""]
-        lines += render(difference(singles, everything))
+        only_together = render(difference(everything, singles))
+        only_alone = render(difference(singles, everything))
+        if only_together:
+            lines += ["", "## Declared only when several traits are enabled together (--enable-all-traits)", ""]
+            lines += only_together
+        if only_alone:
+            lines += ["", "## Declared by one trait alone but not with every trait enabled", ""]
+            lines += only_alone
     return "\n".join(lines) + "\n"
 
 

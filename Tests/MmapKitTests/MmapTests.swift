@@ -58,6 +58,18 @@ extension MmapKitTests {
             #expect(tooLong?.errno == ENAMETOOLONG)
             #expect((tooLong?.message.utf8.count ?? .max) < 1_200)
             #expect(tooLong?.message.contains("(5001 bytes)") == true)
+            // Invisible and reordering characters; a NUL error names the path the same way.
+            let hidden = expectMmapError(.invalidArgument) { () throws(MmapError) in
+                _ = try Mmap(path: "/tmp/a\u{202E}b\u{200B}\u{1}" + String(repeating: "\u{1}", count: 2_000) + "\u{0}x")
+            }
+            #expect(hidden?.message.hasPrefix("path '/tmp/a\\u{202E}b\\u{200B}\\x01") == true)
+            #expect((hidden?.message.utf8.count ?? .max) < 1_200)
+            // A cut never splits a character: no false \x for a name that is valid UTF-8.
+            let accents = expectMmapError(.system) { () throws(MmapError) in
+                _ = try Mmap(path: "/" + String(repeating: "é", count: 3_000))
+            }
+            #expect(accents?.message.contains("\\x") == false)
+            #expect(accents?.message.contains("(6001 bytes)") == true)
         }
 
         @Test func growingThroughADescriptorOpenForReadingOnlyIsPermissionDenied() throws {

@@ -79,7 +79,8 @@ internal func extendFile(_ fd: CInt, to end: Int64, allocate: Bool) throws(MmapE
                 .grow,
                 .permissionDenied,
                 errno: error,
-                "descriptor \(fd) is open for reading only: growing the file needs one open for writing (O_RDWR)"
+                "descriptor \(fd) is not open for writing (it is open for reading only, or with O_PATH): "
+                    + "growing the file needs one open for reading and writing (O_RDWR)"
             )
         }
     }

@@ -19,7 +19,7 @@ internal func withOpenFile<R>(
         return unsafe system_open(cPath, flags | O_NONBLOCK, 0, &fd)
     }
     guard let error else {
-        throw .invalid(.open, "path \(path.debugDescription) contains a NUL byte, which no file name can hold")
+        throw .invalid(.open, "path '\(escapedPath(path.utf8))' contains a NUL byte, which no file name can hold")
     }
     try MmapError.check(error, .open, "cannot open '\(escapedPath(path.utf8))'")
     // A close error after a successful map changes nothing for the mapping.
@@ -64,39 +64,55 @@ private func naming<R>(
     }
 }
 
-/// How an error message names a path: its text, with each byte that is not part of valid UTF-8
-/// and each control character written `\xNN` (as `fincore --raw` does), so that the message is
-/// one unambiguous line; a path longer than 1,024 bytes is cut there and its length given.
+/// How an error message names a path: its text, with each byte that is not part of valid UTF-8,
+/// each ASCII control character and a backslash written `\xNN` (as `fincore --raw` does), and
+/// each other character that prints invisibly or reorders text (C1 controls, format characters
+/// such as U+202E, line and paragraph separators) written `\u{XXXX}`, so that the message is one
+/// unambiguous line. A name longer than 1,024 characters once escaped is cut there, at a
+/// character boundary, and its length in bytes given.
 internal func escapedPath(_ path: some Collection<UInt8>) -> String {
     let limit = 1_024
-    let bytes = Array(path.prefix(limit))
+    let bytes = Array(path)
     var text = ""
+    var length = 0  // of `text`, in characters as escaped
     var position = 0  // of the next byte the parser reads
     var iterator = bytes.makeIterator()
     var parser = Unicode.UTF8.ForwardParser()
-    func escape(_ run: ArraySlice<UInt8>) {
-        for byte in run {
-            let hex = String(byte, radix: 16)
-            text += "\\x" + (byte < 16 ? "0" : "") + hex
-        }
+    func append(_ piece: String, count: Int) -> Bool {
+        guard length + count <= limit else { return false }
+        text += piece
+        length += count
+        return true
+    }
+    func hex(_ value: UInt32, width: Int) -> String {
+        let digits = String(value, radix: 16, uppercase: width > 2)
+        return String(repeating: "0", count: max(0, width - digits.count)) + digits
     }
     parsing: while true {
+        let piece: String
         switch parser.parseScalar(from: &iterator) {
         case .valid(let encoded):
             let scalar = Unicode.UTF8.decode(encoded)
-            if scalar.properties.generalCategory == .control || scalar == "\\" {
-                escape(bytes[position..<position + encoded.count])  // and a backslash, unambiguous
-            } else {
-                text.unicodeScalars.append(scalar)
+            switch scalar.properties.generalCategory {
+            case .control where scalar.isASCII, _ where scalar == "\\":
+                piece = "\\x" + hex(scalar.value, width: 2)
+            case .control, .format, .lineSeparator, .paragraphSeparator:
+                piece = "\\u{" + hex(scalar.value, width: 4) + "}"
+            default:
+                piece = String(scalar)
             }
             position += encoded.count
-        case .error(let length):
-            escape(bytes[position..<position + length])  // not UTF-8: each byte as it is
-            position += length
+        case .error(let count):
+            // Bytes the parser could not decode: each one as it is.
+            piece = bytes[position..<position + count].map { "\\x" + hex(UInt32($0), width: 2) }.joined()
+            position += count
         case .emptyInput:
             break parsing
         }
+        guard append(piece, count: piece.count) else {
+            text += "... (\(bytes.count) bytes)"
+            break parsing
+        }
     }
-    if path.count > limit { text += "... (\(path.count) bytes)" }
     return text
 }

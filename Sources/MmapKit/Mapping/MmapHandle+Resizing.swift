@@ -47,7 +47,8 @@ extension MmapHandle where Access == MmapReadWrite {
     /// - Throws: ``MmapError/Code/invalidArgument`` for a smaller count, an overflowing end, or
     ///   anonymous memory (whose writes could never reach the file);
     ///   ``MmapError/Code/noSpace`` when the file system is full;
-    ///   ``MmapError/Code/permissionDenied`` for a descriptor open for reading only;
+    ///   ``MmapError/Code/permissionDenied`` for a descriptor not open for writing (read-only,
+    ///   or `O_PATH`);
     ///   ``MmapError/Code/unsupported``,
     ///   before the file changes, when a huge-page mapping would grow past its mapped huge pages;
     ///   the kernel's error from

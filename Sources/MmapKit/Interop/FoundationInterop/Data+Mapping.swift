@@ -24,9 +24,11 @@ extension Data {
     /// copied into inline storage at once: the mapping is then unmapped right away. An empty
     /// mapping gives an empty `Data`.
     ///
-    /// A `Data` has no guard against `SIGBUS`: a file mapping that reaches past the end of its
-    /// file is refused here, but a file truncated later, by any process, still kills the reader
-    /// of a page past its new end. Wrap files that nobody truncates while the `Data` lives, or use
+    /// A `Data` has no guard against `SIGBUS`: a file mapping with a page wholly past the end
+    /// of its file is refused here, but a file truncated later, by any process, still kills the
+    /// reader of a page past its new end. The check is per page, as `SIGBUS` is: bytes past the
+    /// end of the file inside its last page read as zeros, as in any mapping, and writes to them
+    /// never reach the file (a 100-byte file mapped with `count: 200` is accepted). Wrap files that nobody truncates while the `Data` lives, or use
     /// the guarded API of ``MmapBytes`` instead.
     ///
     /// <!-- snippet-traits: FoundationInterop -->
@@ -39,8 +41,9 @@ extension Data {
     ///
     /// - Parameter mapping: The mapping, consumed: the `Data` is its only owner.
     /// - Throws: ``MmapError/Code/outOfBounds`` (operation ``MmapError/Operation/access``) for a
-    ///   file mapping that reaches past the end of its file (an explicit `count` beyond it, or a
-    ///   file truncated since it was mapped): the mapping is unmapped, nothing stays mapped.
+    ///   file mapping with a page wholly past the end of its file (an explicit `count` beyond
+    ///   the file's last page, or a file truncated since it was mapped): the mapping is
+    ///   unmapped, nothing stays mapped.
     ///
     /// The corresponding C functions are `madvise(2)` (`MADV_POPULATE_READ` of the last page, to
     /// tell whether the file still backs it), then `munmap(2)` from the `Data`'s deallocator.
@@ -85,7 +88,7 @@ extension Data {
     /// - Throws: ``MmapError/Code/invalidArgument`` (operation ``MmapError/Operation/protect``)
     ///   for a shared mapping; the kernel's error from `mprotect(2)` (`ENOMEM`);
     ///   ``MmapError/Code/outOfBounds`` (operation ``MmapError/Operation/access``) for a mapping
-    ///   that reaches past the end of its file. On failure the mapping is unmapped: nothing stays
+    ///   with a page wholly past the end of its file. On failure the mapping is unmapped: nothing stays
     ///   mapped and nothing is unmapped twice.
     ///
     /// The corresponding C functions are `mprotect(2)`, then `munmap(2)` from the `Data`'s

@@ -75,6 +75,7 @@ extension MmapHandle where Access == MmapReadWrite {
     ///   - allocate: `true` (the default) for `fallocate`, `false` for `ftruncate`.
     ///   - mayMove: Whether the mapping may move to a new address; `true` by default.
     /// - Throws: ``MmapError/Code/invalidArgument``, ``MmapError/Code/noSpace``,
+    ///   ``MmapError/Code/permissionDenied`` (not open for writing),
     ///   ``MmapError/Code/unsupported``, or the kernel's error, as the `CInt` call. On failure the
     ///   mapping is unchanged.
     ///
