@@ -156,7 +156,128 @@ extension MmapKitTests {
             let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
             #expect(message.contains("were free"), "\(message)")
         }
+
+        // MARK: One producer and one consumer at a time
+
+        @Test func aProducerCallInsideTheConsumersClosureAndTheReverseAreFine() throws {
+            let queue = try MmapByteQueue(capacity: page)
+            #expect(produce(queue, [1, 2, 3]) == 3)
+            // A single thread that consumes and, meanwhile, produces: the span lent to the consumer
+            // stays what was queued when it began; the new bytes wait for the next call.
+            let first = queue.withReadableBytes { span in
+                #expect(produce(queue, [4, 5]) == 2)
+                return (consumed: span.byteCount, result: span.byteCount)
+            }
+            #expect(first == 3)
+            // And the reverse: a producer whose closure consumes.
+            queue.withWritableBytes { span in
+                #expect(dequeue(queue, upTo: 8) == [4, 5])
+                span.storeBytes(of: 6, toByteOffset: 0, as: UInt8.self)
+                return 1
+            }
+            #expect(queue.count == 1)
+        }
+
+        @Test func aReadInsideWithReadableBytesTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
+                _ = unsafe queue?.write([UInt8](repeating: 7, count: 10).span.bytes)
+                queue?.withReadableBytes { span in
+                    _ = queue.map { dequeue($0, upTo: 4) }  // the same 4 bytes are in `span`
+                    return (consumed: span.byteCount, result: ())
+                }
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(
+                message.contains(
+                    "MmapByteQueue.withReadableBytes(_:) found the consumer position moved from byte 0 to 4"
+                ),
+                "\(message)"
+            )
+        }
+
+        @Test func aNestedWithReadableBytesThatConsumesTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
+                _ = unsafe queue?.write([UInt8](repeating: 7, count: 10).span.bytes)
+                queue?.withReadableBytes { outer in
+                    queue?.withReadableBytes { inner in (consumed: inner.byteCount, result: ()) }
+                    return (consumed: 1, result: ())
+                }
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("consumer position moved from byte 0 to 10"), "\(message)")
+        }
+
+        @Test func aWriteInsideWithWritableBytesTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
+                queue?.withWritableBytes { span in
+                    _ = unsafe queue?.write([UInt8](repeating: 1, count: 3).span.bytes)
+                    span.storeBytes(of: 2, toByteOffset: 0, as: UInt8.self)  // over the 3 bytes just written
+                    return 1
+                }
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(
+                message.contains(
+                    "MmapByteQueue.withWritableBytes(_:) found the producer position moved from byte 0 to 3"
+                ),
+                "\(message)"
+            )
+        }
+
+        /// Two consumer threads, interleaved deterministically: the first is inside its closure
+        /// while the second dequeues everything. Before the check, the first then stored its own
+        /// position, moving the consumer back behind bytes already read: the producer trapped in
+        /// `MutableRawSpan.init` with a negative free space, or bytes were read twice.
+        @Test func aSecondConsumerThreadTrapsTheFirstBeforeItMovesThePositionBack() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                guard let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE)))) else { return }
+                _ = unsafe queue.write([UInt8](repeating: 7, count: 100).span.bytes)
+                let inside = DispatchSemaphore(value: 0)
+                let secondDone = DispatchSemaphore(value: 0)
+                Thread.detach {
+                    inside.wait()
+                    _ = dequeue(queue, upTo: 100)
+                    secondDone.signal()
+                }
+                queue.withReadableBytes { span in
+                    inside.signal()
+                    secondDone.wait()
+                    return (consumed: 10, result: ())
+                }
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("consumer position moved from byte 0 to 100"), "\(message)")
+            #expect(message.contains("a second consumer thread"), "\(message)")
+        }
+
+        @Test func aCapacityWhoseDoubleOverflowsIsTooLargeNotMisaligned() {
+            #expect {
+                _ = try MmapByteQueue(capacity: 1 << 62)
+            } throws: { error in
+                let error = error as? MmapError
+                return error?.code == .invalidArgument && error?.message.contains("is too large") == true
+            }
+            #expect {
+                _ = try MmapByteQueue(capacity: page + 1)
+            } throws: { error in
+                (error as? MmapError)?.message.contains("not a positive multiple") == true
+            }
+        }
     }
+}
+
+/// Dequeues up to `count` bytes with `read(into:)`.
+private func dequeue(_ queue: MmapByteQueue, upTo count: Int) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: count)
+    var elements = out.mutableSpan
+    var bytes = unsafe elements.mutableBytes
+    let read = queue.read(into: &bytes)
+    _ = consume bytes
+    _ = consume elements
+    return Array(out.prefix(read))
 }
 
 /// The size of record `index` (length prefix included): 16 to 512 bytes, from xorshift64*.

@@ -351,6 +351,11 @@ extension MmapKitTests {
             PolicyRow(call: .madvise, errno: EFAULT, code: .fault) { f throws(MmapError) in
                 try Mmap(path: f.data).populate()
             },
+            // Anonymous memory has no end to be truncated past: a populate's EFAULT is a page the
+            // kernel could not allocate (an empty huge page pool under noReserve).
+            PolicyRow(call: .madvise, errno: EFAULT, code: .outOfMemory) { f throws(MmapError) in
+                try MutableMmap(anonymous: f.page).populate()
+            },
             PolicyRow(call: .madvise, errno: EHWPOISON, code: .fault) { f throws(MmapError) in
                 try Mmap(path: f.data).populate()
             },

@@ -158,6 +158,60 @@ extension MmapKitTests {
             }
         }
 
+        // MARK: Failures that are not a truncated file
+
+        /// Explicit huge pages mapped with noReserve while the pool has none free: the populate
+        /// fails with EFAULT (access would raise SIGBUS), which for anonymous memory is running
+        /// out of memory, not a file that shrank.
+        @Test(
+            .enabled(if: hugePagePoolIsEmpty, "needs 2 MiB huge pages, none free and no overcommit"),
+            arguments: [1, 2]
+        )
+        func anEmptyHugePagePoolUnderANoReserveMappingIsOutOfMemory(threads: Int) throws {
+            try expectNoLeaks { () throws(MmapError) in
+                let options = MmapOptions().hugePages(.explicit2MiB).noReserve()
+                var map = try MutableMmap(anonymous: 16 << 20, options: options)
+                let read = expectMmapError(.outOfMemory, errno: EFAULT) { () throws(MmapError) in
+                    try map.populate(threads: threads)
+                }
+                #expect(read?.message.contains("no huge page could back byte 0: the pool has none free") == true)
+                #expect(read?.faultOffset == nil)
+                let write = expectMmapError(.outOfMemory, errno: EFAULT) { () throws(MmapError) in
+                    try map.populateForWriting(threads: threads)
+                }
+                #expect(
+                    write?.message.contains("no huge page could back byte 0") == true,
+                    "\(String(describing: write))"
+                )
+            }
+        }
+
+        /// A sparse file on a full tmpfs: the page is inside the file, but the file system cannot
+        /// provide it. The kernel reports it as it reports a truncated file (EFAULT), so the error
+        /// is a fault whose message names both causes, at the first page that could not be had.
+        @Test(.enabled(if: canMount, "needs root to mount a tmpfs"), arguments: [1, 2])
+        func aFullTmpfsUnderASparseFileIsAFaultThatNamesBothCauses(threads: Int) throws {
+            let small = SmallFileSystem(bytes: 1 << 20)
+            let path = small.path + "/sparse"
+            #expect(FileManager.default.createFile(atPath: path, contents: nil))
+            #expect(unsafe truncate(path, 12 << 20) == 0)
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(path: path)
+                let error = expectMmapError(.fault, errno: EFAULT) { () throws(MmapError) in
+                    try map.populateForWriting(threads: threads)
+                }
+                #expect(error?.message.contains("shorter than the mapping") == true)
+                #expect(error?.message.contains("a full tmpfs") == true, "\(String(describing: error))")
+                // One thread fills the file system in order; two may take pages of the second
+                // chunk first, so the first page that fails can only be lower.
+                let offset = error?.faultOffset ?? -1
+                #expect(threads == 1 ? offset == 1 << 20 : (0...(1 << 20)).contains(offset), "\(offset)")
+                #expect(offset % page == 0)
+            }
+            var status = stat()
+            #expect(unsafe stat(path, &status) == 0 && status.st_size == 12 << 20, "the file keeps its size")
+        }
+
         // MARK: Fault injection and programmer errors
 
         @Test func anInjectedMadviseFailureFailsTheParallelCallAndLeavesTheHandleUsable() throws {
@@ -201,3 +255,14 @@ extension MmapKitTests {
         }
     }
 }
+
+/// Whether the 2 MiB huge page pool has no free page and may not overcommit, so that a populate
+/// of explicit huge pages mapped with noReserve must fail.
+let hugePagePoolIsEmpty: Bool = {
+    let meminfo = String(decoding: readFile("/proc/meminfo"), as: UTF8.self)
+    let overcommit = String(decoding: readFile("/proc/sys/vm/nr_overcommit_hugepages"), as: UTF8.self)
+    let lines = meminfo.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+    let free = lines.first { $0.first == "HugePages_Free:" }?.last
+    let size = lines.first { $0.first == "Hugepagesize:" }.map { $0.dropFirst().joined(separator: " ") }
+    return free == "0" && size == "2048 kB" && overcommit.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+}()

@@ -127,7 +127,10 @@ extension MmapError {
         public static let lockLimit = Code(4)
         /// Access was refused: the descriptor's mode does not allow the requested protection.
         public static let permissionDenied = Code(5)
-        /// A guarded access touched a page that the file no longer backs (a caught `SIGBUS`).
+        /// A guarded access touched a page that the file no longer backs (a caught `SIGBUS`), or
+        /// a prefault met a page of a file mapping that access would fault on: past the end of
+        /// the file, or a page its file system cannot provide (a full tmpfs, an exhausted
+        /// hugetlbfs pool). ``MmapError/faultOffset`` says where.
         public static let fault = Code(6)
         /// Any other error reported by the kernel; see ``MmapError/errno``.
         public static let system = Code(7)

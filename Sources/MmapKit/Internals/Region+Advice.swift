@@ -221,9 +221,27 @@ extension Region {
                 : "cannot apply \(name) to bytes \(bytes)"
             var failure = MmapError.system(.advise, errno: error, context)
             if failure.code == .fault {
+                // A populate met a page that would raise SIGBUS on access. Anonymous memory has no
+                // end to be truncated past: the kernel could not allocate the page (an empty huge
+                // page pool under a noReserve mapping), which is running out of memory.
                 let faultOffset = unsafe firstFaultingOffset(address, length, advice, range) - origin
-                failure.faultOffset = faultOffset
-                failure.message += "; the first page that failed holds byte \(faultOffset)"
+                if error != EFAULT {
+                    failure.faultOffset = faultOffset
+                    failure.message += "; the first page that failed holds byte \(faultOffset)"
+                } else if isAnonymous {
+                    failure.code = .outOfMemory
+                    failure.message +=
+                        alignment > systemPageSize || flags & MAP_HUGETLB != 0
+                        ? "; no huge page could back byte \(faultOffset): the pool has none free "
+                            + "(a noReserve mapping reserved none when it was made)"
+                        : "; no memory could back byte \(faultOffset)"
+                } else {
+                    failure.faultOffset = faultOffset
+                    failure.message +=
+                        "; the first page that failed holds byte \(faultOffset): the file no longer backs it (it is "
+                        + "shorter than the mapping), or its file system could not provide the page (a full tmpfs, "
+                        + "an exhausted hugetlbfs pool)"
+                }
             }
             throw failure
         }

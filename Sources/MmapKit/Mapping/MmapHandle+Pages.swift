@@ -22,14 +22,23 @@ extension MmapHandle {
     /// Prefaults the pages covering `range` for reading (`MADV_POPULATE_READ`, Linux 5.14),
     /// reporting failures instead of raising `SIGBUS` later.
     ///
-    /// Unlike ``MmapOptions/populate``, a page the file no longer backs (the file was truncated)
-    /// is an error here. The check is for this moment only: a later truncation still loses pages.
-    /// To prefault a writable mapping for writing, use `advise(.populateWrite, range:)`.
+    /// Unlike ``MmapOptions/populate``, a page that access would fault with `SIGBUS` is an error
+    /// here. The check is for this moment only: a later truncation still loses pages. To prefault
+    /// a writable mapping for writing, use ``populateForWriting(range:threads:)``.
+    ///
+    /// Memory that cannot be found is not always an error: under a memory cgroup's limit the
+    /// kernel may reclaim, or kill a process (the OOM killer, its choice, maybe this one), as for
+    /// any page fault.
     ///
     /// - Parameter range: Byte offsets within the mapping; `nil` for all of it.
-    /// - Throws: ``MmapError/Code/fault`` (`EFAULT`, with ``MmapError/faultOffset``) when part of
-    ///   the range is not backed by the file, or `EHWPOISON`; ``MmapError/Code/unsupported``
-    ///   before Linux 5.14; ``MmapError/Code/outOfBounds`` for a range outside the mapping.
+    /// - Throws: ``MmapError/Code/fault`` (`EFAULT`, with ``MmapError/faultOffset``) when a page
+    ///   of a file mapping cannot be faulted in: the file is shorter than the mapping (truncated),
+    ///   or its file system cannot provide the page (a full tmpfs, an exhausted hugetlbfs pool;
+    ///   MmapKit cannot tell these apart, and the message names both), or `EHWPOISON`;
+    ///   ``MmapError/Code/outOfMemory`` when anonymous memory cannot be provided (`ENOMEM`, or
+    ///   explicit huge pages made with ``MmapOptions/noReserve`` when the pool is empty);
+    ///   ``MmapError/Code/unsupported`` before Linux 5.14; ``MmapError/Code/outOfBounds`` for a
+    ///   range outside the mapping.
     ///
     /// The corresponding C function is `madvise(2)`.
     public func populate(range: Range<Int>? = nil) throws(MmapError) {
@@ -56,8 +65,9 @@ extension MmapHandle {
     ///   - threads: The most threads to use, the caller's included; at least 1. A value of 0 or
     ///     less is a programmer error and traps.
     /// - Throws: As ``populate(range:)``: ``MmapError/Code/fault`` (with
-    ///   ``MmapError/faultOffset``, the first page that fails) when part of the range is not
-    ///   backed by the file; ``MmapError/Code/unsupported`` before Linux 5.14;
+    ///   ``MmapError/faultOffset``, the first page that fails) when a page of a file mapping
+    ///   cannot be faulted in (truncated, or its file system cannot provide it);
+    ///   ``MmapError/Code/outOfMemory`` for anonymous memory the kernel cannot provide; ``MmapError/Code/unsupported`` before Linux 5.14;
     ///   ``MmapError/Code/outOfBounds`` for a range outside the mapping. The pages populated
     ///   before a failure stay populated, which changes no contents.
     /// - Complexity: O(pages in the range), divided among the threads.
@@ -85,8 +95,8 @@ extension MmapHandle where Access == MmapReadWrite {
     /// - Throws: ``MmapError/Code/outOfBounds`` for a bad range; ``MmapError/Code/unsupported``
     ///   when the kernel refuses the advice for this mapping (`MADV_FREE` on a file mapping);
     ///   ``MmapError/Code/invalidArgument`` when `dontNeed`, `free` or `remove` would meet locked
-    ///   pages (checked first: nothing changes); ``MmapError/Code/fault`` when
-    ///   ``MmapDestructiveAdvice/populateWrite`` meets a page the file no longer backs.
+    ///   pages (checked first: nothing changes); as ``populateForWriting(range:threads:)`` for
+    ///   ``MmapDestructiveAdvice/populateWrite``.
     ///
     /// The corresponding C function is `madvise(2)`.
     public mutating func advise(_ advice: MmapDestructiveAdvice, range: Range<Int>? = nil) throws(MmapError) {
@@ -100,8 +110,11 @@ extension MmapHandle where Access == MmapReadWrite {
     /// It changes no byte, but it is `mutating`, like `advise(.populateWrite, range:)`, whose
     /// reach it has: only the whole pages inside the range are prefaulted, plus a partial first
     /// or last page at the ends of the mapping when the rest of the page is nobody's data (never
-    /// on a shared file mapping, whose pages outside the handle it would dirty). A range that
-    /// holds no such page prefaults nothing. Chunks are split as for ``populate(range:threads:)``
+    /// on a shared file mapping, whose bytes outside the handle it would fault for writing). A
+    /// range that holds no such page prefaults nothing. On a shared file mapping the pages become
+    /// dirty without a byte changing; the kernel tracks dirtiness per folio, so a page of the
+    /// same large folio outside the range may be written back too, unchanged (see
+    /// ``MmapDestructiveAdvice/populateWrite``). Chunks are split as for ``populate(range:threads:)``
     /// (at least 4 MiB each; the calling thread does the first), which also says how to choose
     /// `threads`; the default, 1, is `advise(.populateWrite, range:)`.
     ///
@@ -109,8 +122,12 @@ extension MmapHandle where Access == MmapReadWrite {
     ///   - range: Byte offsets within the mapping; `nil` (the default) for all of it.
     ///   - threads: The most threads to use, the caller's included; at least 1 (the default). A
     ///     value of 0 or less is a programmer error and traps.
-    /// - Throws: ``MmapError/Code/fault`` (with ``MmapError/faultOffset``) when part of the range
-    ///   is not backed by the file; ``MmapError/Code/outOfMemory`` when memory runs out;
+    /// - Throws: ``MmapError/Code/fault`` (with ``MmapError/faultOffset``) when a page of a file
+    ///   mapping cannot be faulted in: the file is shorter than the mapping, or its file system
+    ///   cannot provide the page (a full tmpfs, an exhausted hugetlbfs pool; the message names
+    ///   both); ``MmapError/Code/outOfMemory`` when memory runs out, or for explicit huge pages
+    ///   made with ``MmapOptions/noReserve`` when the pool is empty (as ``populate(range:)``, a
+    ///   memory cgroup's limit may instead invoke the OOM killer);
     ///   ``MmapError/Code/unsupported`` before Linux 5.14; ``MmapError/Code/outOfBounds`` for a
     ///   range outside the mapping. The pages populated before a failure stay populated.
     /// - Complexity: O(pages in the range), divided among the threads.

@@ -113,6 +113,11 @@ public struct MmapDestructiveAdvice: Hashable, Sendable, CustomStringConvertible
     public static let keepOnFork = MmapDestructiveAdvice(19)
     /// Prefault the range for writing (`MADV_POPULATE_WRITE`, Linux 5.14): private file pages
     /// are copied (breaking copy-on-write sharing), which is why it counts as destructive.
+    ///
+    /// On a shared file mapping the pages are marked dirty without a byte changing. The page
+    /// cache tracks dirtiness per folio, and a large folio (ext4, XFS, tmpfs on recent kernels)
+    /// spans several pages: a neighbouring page of the same folio, outside the range, may be
+    /// written back too, with its unchanged contents.
     public static let populateWrite = MmapDestructiveAdvice(23)
 
     /// Every destructive advice MmapKit knows.

@@ -11,10 +11,16 @@ import Synchronization
 /// lend the queued bytes, or the free space, as one contiguous span (a record that crosses the
 /// end of the ring needs no reassembly), and dequeue or enqueue what the closure says it used.
 ///
-/// `Sendable` so that the producer and the consumer can share it; calling ``write(_:)`` or
-/// ``withWritableBytes(_:)`` from two threads at once, or ``read(into:)`` or
-/// ``withReadableBytes(_:)`` from two threads at once, is a programmer error (the queue does not
-/// detect it).
+/// `Sendable` so that the producer and the consumer can share it. There is one producer and one
+/// consumer at a time: calling ``write(_:)`` or ``withWritableBytes(_:)`` from two threads at
+/// once, or ``read(into:)`` or ``withReadableBytes(_:)`` from two threads at once, is a programmer
+/// error, and so is a call of the same side from inside the closure of ``withReadableBytes(_:)``
+/// or ``withWritableBytes(_:)`` (a `read(into:)` inside `withReadableBytes`, say). Each call
+/// publishes its new position with a compare-and-exchange from the position it started at, so
+/// such a misuse traps with a message before it can hand the same bytes out twice or lose them,
+/// whenever it would have moved a position under another call (two calls that overlap and move
+/// nothing change nothing). Calling the other side from inside a closure is fine: a consumer
+/// that produces, as a single-threaded user of the queue does, or the reverse.
 public final class MmapByteQueue: Sendable {
     private let ring: MmapMirroredRing
     private let head = Atomic<Int>(0)  // bytes consumed so far
@@ -60,7 +66,7 @@ public final class MmapByteQueue: Sendable {
                 byteCount: length
             )
         }
-        tail.store(produced + length, ordering: .releasing)
+        publish(tail, from: produced, to: produced + length, "write(_:)", side: "producer")
         return length
     }
 
@@ -81,7 +87,7 @@ public final class MmapByteQueue: Sendable {
                 byteCount: length
             )
         }
-        head.store(consumed + length, ordering: .releasing)
+        publish(head, from: consumed, to: consumed + length, "read(into:)", side: "consumer")
         return length
     }
 
@@ -98,7 +104,9 @@ public final class MmapByteQueue: Sendable {
     ///
     /// - Parameter body: A closure that reads the span from its start and returns how many bytes
     ///   it consumed (from the start, at most the span's `byteCount`) and a result. Consuming more
-    ///   bytes than the span holds, or a negative count, is a programmer error and traps.
+    ///   bytes than the span holds, or a negative count, is a programmer error and traps, and so
+    ///   is dequeuing inside `body` (``read(into:)`` or a nested call) when this call then
+    ///   dequeues too: the same bytes would be handed out twice.
     /// - Returns: The result of `body`.
     /// - Throws: What `body` throws; then nothing is dequeued.
     /// - Complexity: O(1) plus `body`.
@@ -114,7 +122,7 @@ public final class MmapByteQueue: Sendable {
         guard count >= 0, count <= available else {
             fatalError("MmapKit: withReadableBytes consumed \(count) bytes, but \(available) were readable")
         }
-        if count > 0 { head.store(consumed + count, ordering: .releasing) }
+        if count > 0 { publish(head, from: consumed, to: consumed + count, "withReadableBytes(_:)", side: "consumer") }
         return result
     }
 
@@ -128,7 +136,9 @@ public final class MmapByteQueue: Sendable {
     ///
     /// - Parameter body: A closure that writes the span from its start and returns how many bytes
     ///   it produced (at most the span's `byteCount`, which is 0 when the queue is full). Producing
-    ///   more bytes than the span holds, or a negative count, is a programmer error and traps.
+    ///   more bytes than the span holds, or a negative count, is a programmer error and traps, and
+    ///   so is enqueuing inside `body` (``write(_:)`` or a nested call) when this call then
+    ///   enqueues too: the nested bytes would be overwritten before they are read.
     /// - Returns: The bytes enqueued: what `body` returned.
     /// - Throws: What `body` throws; then nothing is enqueued.
     /// - Complexity: O(1) plus `body`.
@@ -143,7 +153,43 @@ public final class MmapByteQueue: Sendable {
         guard count >= 0, count <= free else {
             fatalError("MmapKit: withWritableBytes produced \(count) bytes, but \(free) were free")
         }
-        if count > 0 { tail.store(produced + count, ordering: .releasing) }
+        if count > 0 { publish(tail, from: produced, to: produced + count, "withWritableBytes(_:)", side: "producer") }
         return count
+    }
+
+    // MARK: - Publishing a position
+
+    /// Moves `position` (``head`` or ``tail``) from `old`, where the calling operation read it,
+    /// to `new`, with release ordering; traps if another call of the same side moved it meanwhile.
+    ///
+    /// Only the side's own thread stores its position, so the exchange fails only when the queue
+    /// is misused: a second producer or consumer thread, or a call of the same side inside the
+    /// closure of ``withReadableBytes(_:)`` or ``withWritableBytes(_:)``. Storing regardless
+    /// would move the position back, so that bytes already read are read again or bytes already
+    /// written are overwritten before they are read.
+    @inline(__always)
+    private func publish(
+        _ position: borrowing Atomic<Int>,
+        from old: Int,
+        to new: Int,
+        _ call: StaticString,
+        side: StaticString
+    ) {
+        let (exchanged, found) = position.compareExchange(
+            expected: old,
+            desired: new,
+            successOrdering: .releasing,
+            failureOrdering: .relaxed
+        )
+        guard exchanged else { positionMoved(call, side, from: old, to: found) }
+    }
+
+    @inline(never)
+    private func positionMoved(_ call: StaticString, _ side: StaticString, from old: Int, to found: Int) -> Never {
+        fatalError(
+            "MmapKit: MmapByteQueue.\(call) found the \(side) position moved from byte \(old) to \(found) "
+                + "while it ran: a second \(side) thread, or a \(side) call inside the closure of "
+                + "withReadableBytes or withWritableBytes (one producer and one consumer at a time)"
+        )
     }
 }

@@ -19,12 +19,20 @@ public struct MmapMirroredRing: ~Copyable, Sendable {
     ///
     /// - Parameter capacity: A positive multiple of the page size.
     /// - Throws: ``MmapError/Code/invalidArgument`` when `capacity` is not a positive multiple of
-    ///   the page size (or twice it overflows); the kernel's errors from `memfd_create`,
-    ///   `ftruncate`, `fcntl` or `mmap`. Nothing stays mapped or open on failure.
+    ///   the page size, or when twice it overflows `Int` (the message says which); the kernel's
+    ///   errors from `memfd_create`, `ftruncate`, `fcntl` or `mmap` (``MmapError/Code/outOfMemory``
+    ///   for a capacity the address space cannot hold twice). Nothing stays mapped or open on
+    ///   failure.
     public init(capacity: Int) throws(MmapError) {
         let page = systemPageSize
-        guard capacity > 0, PageAlignment.isAligned(capacity, to: page), capacity <= Int.max / 2 else {
+        guard capacity > 0, PageAlignment.isAligned(capacity, to: page) else {
             throw .invalid(.map, "ring capacity \(capacity) is not a positive multiple of the \(page)-byte page")
+        }
+        guard capacity <= Int.max / 2 else {
+            throw .invalid(
+                .map,
+                "ring capacity \(capacity) is too large: the ring is mapped twice, and twice it does not fit in an Int"
+            )
         }
         self.region = try Region.mirroredRing(capacity: capacity)
     }
