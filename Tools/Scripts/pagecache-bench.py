@@ -94,6 +94,12 @@ def main():
     parser.add_argument("--size", type=int, default=1 << 30, help="bytes of the touch/evict file (default 1 GiB)")
     parser.add_argument("--repetitions", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="64 MiB and 3 repetitions")
+    parser.add_argument(
+        "--workload",
+        action="append",
+        choices=["residency", "touch", "evict"],
+        help="run only this workload (repeatable; default: all three)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.size, args.repetitions = 64 << 20, 3
@@ -135,6 +141,9 @@ def main():
             lambda name, out: resident_pages(data) == (0, pages),
         ),
     ]
+
+    if args.workload:
+        workloads = [w for w in workloads if w[0].split()[0] in args.workload]
 
     rows = []
     failed = False
