@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
         "scan", "scan-populate", "random", "random-checked", "mapcycle-64k", "anon-touch", "anon-touch-populate",
         "anon-touch-thp",
         "write-flush", "read", "limit-scan", "views-scan", "ring-64k", "guard-load-8", "guard-copy-4k",
-        "anon-populate", "file-populate", "ring-records-64k", "ring-records-4k",
+        "anon-populate", "anon-prefault", "file-populate", "ring-records-64k", "ring-records-4k",
     ]
 
     @Flag(help: "Small sizes (64 MiB data, 2,000 map cycles) and 3 repetitions: seconds, not minutes.")

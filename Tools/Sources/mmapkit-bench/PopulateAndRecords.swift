@@ -72,6 +72,55 @@ func makePopulateWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) ->
         )
     )
 
+    // MARK: anon-prefault: anon-populate's prefault alone. The timed run maps, prefaults and counts
+    // the pages; the munmap, single-threaded in the kernel whoever prefaulted (about a fifth of
+    // anon-populate's time), comes after the clock stops, for every implementation alike.
+    let pending = UntimedRelease()
+    workloads.append(
+        Workload(
+            name: "anon-prefault",
+            bytes: anonymous,
+            baseline: "raw-map-populate",
+            implementations: [
+                Implementation(name: "raw-map-populate") {
+                    let base = rawMap(anonymous, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1)
+                    pending.unmapLater(base, anonymous)
+                    return residentPages(base, anonymous)
+                },
+                Implementation(name: "raw-madvise-1-thread") {
+                    let base = rawMap(anonymous, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1)
+                    pending.unmapLater(base, anonymous)
+                    madvise(base, anonymous, MADV_NOHUGEPAGE)
+                    precondition(madvise(base, anonymous, rawMadvPopulateWrite) == 0, "MADV_POPULATE_WRITE failed")
+                    return residentPages(base, anonymous)
+                },
+                Implementation(name: "mmapkit-1-thread") {
+                    var map = try MutableMmap(anonymous: anonymous)
+                    try map.advise(.noHugePage)
+                    try map.populateForWriting(threads: 1)
+                    let pages = UInt64(try map.residency().residentCount)
+                    pending.keep(map)
+                    return pages
+                },
+                Implementation(name: "mmapkit-\(threads)-threads") {
+                    var map = try MutableMmap(anonymous: anonymous)
+                    try map.advise(.noHugePage)
+                    try map.populateForWriting(threads: threads)
+                    let pages = UInt64(try map.residency().residentCount)
+                    pending.keep(map)
+                    return pages
+                },
+            ],
+            prepare: {
+                let base = rawMap(anonymous, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1)
+                madvise(base, anonymous, MADV_NOHUGEPAGE)
+                _ = touchPages(UnsafeMutableRawBufferPointer(start: base, count: anonymous))
+                munmap(base, anonymous)
+            },
+            release: { pending.release() }
+        )
+    )
+
     // MARK: file-populate: the data file (hot in the page cache: the runner re-reads it before
     // each workload) mapped read-only and prefaulted for reading, counted with mincore, unmapped.
     let data = files.data
@@ -109,6 +158,23 @@ func makePopulateWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) ->
         )
     )
     return workloads
+}
+
+/// A mapping that a timed run made and the runner unmaps after the clock stops
+/// (``Workload/release``): a raw one by munmap, an MmapKit one by dropping the handle.
+final class UntimedRelease: @unchecked Sendable {
+    private var raw: (UnsafeMutableRawPointer, Int)?
+    private var handle: MutableMmap?
+
+    func unmapLater(_ base: UnsafeMutableRawPointer, _ length: Int) { raw = (base, length) }
+
+    func keep(_ map: consuming MutableMmap) { handle = consume map }
+
+    func release() {
+        if let (base, length) = raw { munmap(base, length) }
+        raw = nil
+        handle = nil  // its deinit unmaps
+    }
 }
 
 // MARK: - Framed records through a ring

@@ -51,6 +51,7 @@ func runWorkloads(
                 let start = clock.now
                 let checksum = try implementation.run()
                 let elapsed = clock.now - start
+                workload.release()
                 times[implementation.name] =
                     Double(elapsed.components.seconds)
                     + Double(elapsed.components.attoseconds) * 1e-18

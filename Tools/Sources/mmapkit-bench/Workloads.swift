@@ -19,6 +19,9 @@ struct Workload {
     let baseline: String
     let implementations: [Implementation]
     var prepare: () -> Void = {}
+    /// Untimed, after each implementation's run: releases what the run left for it (see
+    /// ``UntimedRelease``), so that a workload can time setting memory up without tearing it down.
+    var release: () -> Void = {}
 }
 
 /// Sizes for one run.
