@@ -176,81 +176,142 @@ extension MmapKitTests {
                 return 1
             }
             #expect(queue.count == 1)
+            // A closure that throws leaves its side free for the next call.
+            struct Stop: Error {}
+            #expect(throws: Stop.self) {
+                try queue.withReadableBytes { (_: RawSpan) throws(Stop) -> (consumed: Int, result: Void) in throw Stop()
+                }
+            }
+            #expect(throws: Stop.self) {
+                try queue.withWritableBytes { (_: inout MutableRawSpan) throws(Stop) -> Int in throw Stop() }
+            }
+            #expect(produce(queue, [7]) == 1)
+            #expect(dequeue(queue, upTo: 8) == [6, 7])
         }
 
-        @Test func aReadInsideWithReadableBytesTraps() async {
+        /// A nested consumer call traps when it is made, even when the outer call then consumes
+        /// nothing: before, it handed out the bytes the outer span still showed, and a producer
+        /// call after it could overwrite them while the span was alive (hostile review).
+        @Test func aReadInsideWithReadableBytesTrapsWhenItIsMade() async {
             let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
                 let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
                 _ = unsafe queue?.write([UInt8](repeating: 7, count: 10).span.bytes)
                 queue?.withReadableBytes { span in
                     _ = queue.map { dequeue($0, upTo: 4) }  // the same 4 bytes are in `span`
-                    return (consumed: span.byteCount, result: ())
+                    return (consumed: 0, result: ())
                 }
             }
             let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
             #expect(
-                message.contains(
-                    "MmapByteQueue.withReadableBytes(_:) found the consumer position moved from byte 0 to 4"
-                ),
+                message.contains("MmapByteQueue.read(into:) was called while withReadableBytes(_:) was running"),
                 "\(message)"
             )
         }
 
-        @Test func aNestedWithReadableBytesThatConsumesTraps() async {
+        @Test func aNestedWithReadableBytesTraps() async {
             let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
                 let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
                 _ = unsafe queue?.write([UInt8](repeating: 7, count: 10).span.bytes)
                 queue?.withReadableBytes { outer in
-                    queue?.withReadableBytes { inner in (consumed: inner.byteCount, result: ()) }
-                    return (consumed: 1, result: ())
+                    queue?.withReadableBytes { inner in (consumed: 0, result: ()) }
+                    return (consumed: 0, result: ())
                 }
             }
             let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
-            #expect(message.contains("consumer position moved from byte 0 to 10"), "\(message)")
+            #expect(
+                message.contains("withReadableBytes(_:) was called while withReadableBytes(_:) was running"),
+                "\(message)"
+            )
         }
 
-        @Test func aWriteInsideWithWritableBytesTraps() async {
+        /// A nested producer call traps when it is made, even when the outer closure then produces
+        /// nothing or throws: before, the outer span overwrote the bytes it had just published.
+        @Test func aWriteInsideWithWritableBytesTrapsWhenItIsMade() async {
             let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
                 let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
                 queue?.withWritableBytes { span in
                     _ = unsafe queue?.write([UInt8](repeating: 1, count: 3).span.bytes)
                     span.storeBytes(of: 2, toByteOffset: 0, as: UInt8.self)  // over the 3 bytes just written
-                    return 1
+                    return 0
                 }
             }
             let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
             #expect(
-                message.contains(
-                    "MmapByteQueue.withWritableBytes(_:) found the producer position moved from byte 0 to 3"
-                ),
+                message.contains("MmapByteQueue.write(_:) was called while withWritableBytes(_:) was running"),
                 "\(message)"
             )
         }
 
-        /// Two consumer threads, interleaved deterministically: the first is inside its closure
-        /// while the second dequeues everything. Before the check, the first then stored its own
-        /// position, moving the consumer back behind bytes already read: the producer trapped in
-        /// `MutableRawSpan.init` with a negative free space, or bytes were read twice.
-        @Test func aSecondConsumerThreadTrapsTheFirstBeforeItMovesThePositionBack() async {
+        /// A consumer on a second thread while the first is inside its closure: it sees the
+        /// closure running and traps when it starts, before it dequeues the bytes the first one's
+        /// span shows.
+        @Test func aSecondConsumerThreadThatSeesTheFirstInsideItsClosureTraps() async {
             let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
                 guard let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE)))) else { return }
                 _ = unsafe queue.write([UInt8](repeating: 7, count: 100).span.bytes)
                 let inside = DispatchSemaphore(value: 0)
-                let secondDone = DispatchSemaphore(value: 0)
                 Thread.detach {
                     inside.wait()
                     _ = dequeue(queue, upTo: 100)
-                    secondDone.signal()
                 }
                 queue.withReadableBytes { span in
                     inside.signal()
-                    secondDone.wait()
+                    sleep(10)  // the trap ends the process first
                     return (consumed: 10, result: ())
                 }
             }
             let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
-            #expect(message.contains("consumer position moved from byte 0 to 100"), "\(message)")
-            #expect(message.contains("a second consumer thread"), "\(message)")
+            #expect(message.contains("read(into:) was called while withReadableBytes(_:) was running"), "\(message)")
+            #expect(message.contains("or from a second thread of the same side"), "\(message)")
+        }
+
+        /// Two consumer threads whose plain reads overlap: the first has read the position and
+        /// copied its bytes when the second dequeues everything (interleaved by the debug-only
+        /// hook between reading and publishing). Storing its position then would move the
+        /// consumer back behind bytes already read: it traps instead. Before the check the
+        /// producer later trapped inside `MutableRawSpan.init` with a negative free space.
+        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "the publish hook exists in debug builds"))
+        func overlappingReadsOfTwoConsumerThreadsTrapBeforeThePositionMovesBack() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                guard let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE)))) else { return }
+                _ = unsafe queue.write([UInt8](repeating: 7, count: 100).span.bytes)
+                _MmapFaultInjection.beforeNextQueuePublish {
+                    let done = DispatchSemaphore(value: 0)
+                    Thread.detach {
+                        _ = dequeue(queue, upTo: 100)
+                        done.signal()
+                    }
+                    done.wait()
+                }
+                _ = dequeue(queue, upTo: 10)
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(
+                message.contains("MmapByteQueue.read(into:) found the consumer position moved from byte 0 to 100"),
+                "\(message)"
+            )
+            #expect(message.contains("a second consumer thread used the queue at once"), "\(message)")
+        }
+
+        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "the publish hook exists in debug builds"))
+        func overlappingWritesOfTwoProducerThreadsTrap() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                guard let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE)))) else { return }
+                _MmapFaultInjection.beforeNextQueuePublish {
+                    let done = DispatchSemaphore(value: 0)
+                    Thread.detach {
+                        _ = unsafe queue.write([UInt8](repeating: 2, count: 5).span.bytes)
+                        done.signal()
+                    }
+                    done.wait()
+                }
+                _ = unsafe queue.write([UInt8](repeating: 1, count: 3).span.bytes)
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(
+                message.contains("MmapByteQueue.write(_:) found the producer position moved from byte 0 to 5"),
+                "\(message)"
+            )
         }
 
         @Test func aCapacityWhoseDoubleOverflowsIsTooLargeNotMisaligned() {

@@ -212,6 +212,43 @@ extension MmapKitTests {
             #expect(unsafe stat(path, &status) == 0 && status.st_size == 12 << 20, "the file keeps its size")
         }
 
+        /// A guard page (MADV_GUARD_INSTALL, Linux 6.13) inside anonymous memory: a populate
+        /// fails with EFAULT there, which is not memory running out.
+        @Test(.enabled(if: guardPagesAreSupported, "needs MADV_GUARD_INSTALL (Linux 6.13)"))
+        func aGuardPageInAnonymousMemoryIsAFaultAtItsOffset() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: 16 * page)
+                let installed = unsafe map.withUnsafeMutableBytes { bytes in
+                    unsafe madvise(bytes.baseAddress! + 8 * page, page, madvGuardInstall)
+                }
+                #expect(installed == 0)
+                let error = expectMmapError(.fault, errno: EFAULT) { () throws(MmapError) in try map.populate() }
+                #expect(error?.faultOffset == 8 * page)
+                #expect(error?.message.contains("a guard page") == true, "\(String(describing: error))")
+                try map.populate(range: 0..<(8 * page))
+            }
+        }
+
+        /// A populate whose failure is gone when the first failing page is looked for (a file
+        /// truncated and grown back meanwhile; here one injected EFAULT): the whole range
+        /// populates on the second try, so the call succeeds. Before, it threw a fault at the
+        /// mapping's last page, which had never failed.
+        @Test(.enabled(if: _MmapFaultInjection.isAvailable, "fault injection exists in debug builds"))
+        func aFaultGoneWhenLookedForAgainIsNoError() throws {
+            defer { _MmapFaultInjection.reset() }
+            let path = directory.makeFile("data", count: 64 * page)
+            try expectNoLeaks { () throws(MmapError) in
+                let map = try Mmap(path: path)
+                for threads in [1, 2] {
+                    _MmapFaultInjection.reset()
+                    _MmapFaultInjection.inject(.madvise, errno: EFAULT)
+                    try map.populate(threads: threads)
+                    #expect(_MmapFaultInjection.callCount(.madvise) == 2, "the failed call, then the whole range again")
+                }
+                #expect(array(map.bytes) == pattern(64 * page))
+            }
+        }
+
         // MARK: Fault injection and programmer errors
 
         @Test func anInjectedMadviseFailureFailsTheParallelCallAndLeavesTheHandleUsable() throws {
@@ -265,4 +302,17 @@ let hugePagePoolIsEmpty: Bool = {
     let free = lines.first { $0.first == "HugePages_Free:" }?.last
     let size = lines.first { $0.first == "Hugepagesize:" }.map { $0.dropFirst().joined(separator: " ") }
     return free == "0" && size == "2048 kB" && overcommit.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+}()
+
+/// `MADV_GUARD_INSTALL` (Linux 6.13; newer than Glibc's headers here).
+let madvGuardInstall: CInt = 102
+
+/// Whether this kernel installs guard pages, asked on scratch memory.
+let guardPagesAreSupported: Bool = {
+    let length = Int(sysconf(Int32(_SC_PAGESIZE)))
+    guard let base = unsafe mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+        unsafe base != MAP_FAILED
+    else { return false }
+    defer { _ = unsafe munmap(base, length) }
+    return unsafe madvise(base, length, madvGuardInstall) == 0
 }()

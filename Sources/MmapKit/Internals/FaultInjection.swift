@@ -1,4 +1,5 @@
 internal import CMmapShim
+import Synchronization
 
 /// The fault-injection seam of the syscall chokepoint, for tests. Not API (underscored).
 ///
@@ -123,3 +124,30 @@ public enum _MmapFaultInjection {
         return result
     }
 }
+
+extension _MmapFaultInjection {
+    /// A closure that the next ``MmapByteQueue`` call to publish a position runs, once, between
+    /// reading the position and publishing the new one, on the calling thread. Tests use it to
+    /// interleave two threads of the same side deterministically. Debug builds only (like
+    /// ``inject(_:skip:times:errno:removingPages:)``, it does nothing in release builds).
+    public static func beforeNextQueuePublish(_ body: @escaping @Sendable () -> Void) {
+        #if DEBUG
+        queuePublishHook.withLock { $0 = body }
+        #endif
+    }
+}
+
+#if DEBUG
+extension _MmapFaultInjection {
+    /// Runs and disarms the hook set by ``beforeNextQueuePublish(_:)``, if any.
+    internal static func runQueuePublishHook() {
+        let hook = queuePublishHook.withLock { hook in
+            defer { hook = nil }
+            return hook
+        }
+        hook?()
+    }
+
+    private static let queuePublishHook = Mutex<(@Sendable () -> Void)?>(nil)
+}
+#endif

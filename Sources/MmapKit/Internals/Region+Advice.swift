@@ -221,20 +221,26 @@ extension Region {
                 : "cannot apply \(name) to bytes \(bytes)"
             var failure = MmapError.system(.advise, errno: error, context)
             if failure.code == .fault {
-                // A populate met a page that would raise SIGBUS on access. Anonymous memory has no
-                // end to be truncated past: the kernel could not allocate the page (an empty huge
-                // page pool under a noReserve mapping), which is running out of memory.
-                let faultOffset = unsafe firstFaultingOffset(address, length, advice, range) - origin
+                // A populate met a page that access would fault on. Found again by bisection; if
+                // the whole range populates now (a file truncated and grown back meanwhile), the
+                // call did what it was asked: no page is left to fault.
+                guard let first = unsafe firstFaultingOffset(address, length, advice, range) else { return }
+                let faultOffset = first - origin
                 if error != EFAULT {
                     failure.faultOffset = faultOffset
                     failure.message += "; the first page that failed holds byte \(faultOffset)"
-                } else if isAnonymous {
+                } else if isAnonymous && (alignment > systemPageSize || flags & MAP_HUGETLB != 0) {
+                    // Explicit huge pages have no end to be truncated past: the pool had no page
+                    // to give (a noReserve mapping reserved none), which is running out of memory.
                     failure.code = .outOfMemory
                     failure.message +=
-                        alignment > systemPageSize || flags & MAP_HUGETLB != 0
-                        ? "; no huge page could back byte \(faultOffset): the pool has none free "
-                            + "(a noReserve mapping reserved none when it was made)"
-                        : "; no memory could back byte \(faultOffset)"
+                        "; no huge page could back byte \(faultOffset): the pool has none free "
+                        + "(a noReserve mapping reserved none when it was made)"
+                } else if isAnonymous {
+                    failure.faultOffset = faultOffset
+                    failure.message +=
+                        "; the first page that failed holds byte \(faultOffset): anonymous memory the kernel "
+                        + "will not fault in there (a guard page, MADV_GUARD_INSTALL)"
                 } else {
                     failure.faultOffset = faultOffset
                     failure.message +=
@@ -248,27 +254,30 @@ extension Region {
     }
 
     /// The offset, in the user's bytes, of the first byte of `range` in the first page of
-    /// `[address, address + length)` that `advice` (a populate) fails on.
+    /// `[address, address + length)` that `advice` (a populate) fails on; nil when the whole
+    /// range populates now.
     internal func firstFaultingOffset(
         _ address: UnsafeMutableRawPointer,
         _ length: Int,
         _ advice: CInt,
         _ range: Range<Int>
-    ) -> Int {
-        let page = unsafe firstFaultingPage(address, length, advice)
+    ) -> Int? {
+        guard let page = unsafe firstFaultingPage(address, length, advice) else { return nil }
         let start = unsafe base.unsafelyUnwrapped + offsetInPage
         return max(range.lowerBound, unsafe page - start)
     }
 
     /// The address of the first page of `[address, address + length)` that `advice` (a populate)
-    /// fails on, by bisection: O(log pages) further calls, each on a prefix.
+    /// fails on, by bisection: O(log pages) further calls, each on a prefix. The whole range is
+    /// tried first, so the page found is one that failed; nil when the whole range populates.
     private func firstFaultingPage(
         _ address: UnsafeMutableRawPointer,
         _ length: Int,
         _ advice: CInt
     )
-        -> UnsafeMutableRawPointer
+        -> UnsafeMutableRawPointer?
     {
+        guard unsafe system_madvise(address, length, advice) != 0 else { return nil }
         let page = systemPageSize
         var good = 0  // pages known to populate
         var bad = (length + page - 1) / page  // the failing page is below this index

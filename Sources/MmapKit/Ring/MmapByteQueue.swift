@@ -12,19 +12,32 @@ import Synchronization
 /// end of the ring needs no reassembly), and dequeue or enqueue what the closure says it used.
 ///
 /// `Sendable` so that the producer and the consumer can share it. There is one producer and one
-/// consumer at a time: calling ``write(_:)`` or ``withWritableBytes(_:)`` from two threads at
-/// once, or ``read(into:)`` or ``withReadableBytes(_:)`` from two threads at once, is a programmer
-/// error, and so is a call of the same side from inside the closure of ``withReadableBytes(_:)``
-/// or ``withWritableBytes(_:)`` (a `read(into:)` inside `withReadableBytes`, say). Each call
-/// publishes its new position with a compare-and-exchange from the position it started at, so
-/// such a misuse traps with a message before it can hand the same bytes out twice or lose them,
-/// whenever it would have moved a position under another call (two calls that overlap and move
-/// nothing change nothing). Calling the other side from inside a closure is fine: a consumer
-/// that produces, as a single-threaded user of the queue does, or the reverse.
+/// consumer at a time, and both rules below are checked:
+/// - A call of the same side from inside the closure of ``withReadableBytes(_:)`` or
+///   ``withWritableBytes(_:)`` (a `read(into:)` inside `withReadableBytes`, say) traps with a
+///   message when it is made, before it moves anything: the span lent to the closure would
+///   otherwise show bytes already handed out, or bytes already published would be overwritten.
+///   Calling the other side from inside a closure is fine: a consumer that produces, as a
+///   single-threaded user of the queue does, or the reverse.
+/// - Calling ``write(_:)`` or ``withWritableBytes(_:)`` from two threads at once, or
+///   ``read(into:)`` or ``withReadableBytes(_:)`` from two threads at once, is a programmer error.
+///   Each call publishes its new position with a compare-and-exchange from the position it
+///   started at, so a call that overlapped another of its side traps with a message when it
+///   would move the position back (and a call made while the other thread is inside a closure
+///   traps when it starts, if it sees the closure running). Bytes the two threads copied
+///   meanwhile are not checked: the detection is after the fact.
+///
+/// The checks cost a compare-and-exchange (a locked instruction) per call that moves bytes, and
+/// a load and a branch.
 public final class MmapByteQueue: Sendable {
     private let ring: MmapMirroredRing
     private let head = Atomic<Int>(0)  // bytes consumed so far
     private let tail = Atomic<Int>(0)  // bytes produced so far
+    // Whether the consumer (producer) is inside the closure of withReadableBytes
+    // (withWritableBytes). Stored only by that side's thread; atomic (relaxed, plain loads and
+    // stores) only so that a misuse from a second thread is a trap, not a data race.
+    private let consumerInClosure = Atomic<Bool>(false)
+    private let producerInClosure = Atomic<Bool>(false)
 
     /// Creates an empty queue of `capacity` bytes.
     ///
@@ -55,6 +68,7 @@ public final class MmapByteQueue: Sendable {
     /// - Returns: How many bytes were enqueued: `source.byteCount`, or fewer (0 when full).
     /// - Complexity: O(bytes copied), one `memcpy`.
     public func write(_ source: RawSpan) -> Int {
+        checkNotInClosure(producerInClosure, "write(_:)", "withWritableBytes(_:)")
         let capacity = ring.capacity
         let produced = tail.load(ordering: .relaxed)  // only this thread stores it
         let consumed = head.load(ordering: .acquiring)
@@ -76,6 +90,7 @@ public final class MmapByteQueue: Sendable {
     /// - Returns: How many bytes were dequeued (0 when empty).
     /// - Complexity: O(bytes copied), one `memcpy`.
     public func read(into destination: inout MutableRawSpan) -> Int {
+        checkNotInClosure(consumerInClosure, "read(into:)", "withReadableBytes(_:)")
         let capacity = ring.capacity
         let consumed = head.load(ordering: .relaxed)  // only this thread stores it
         let produced = tail.load(ordering: .acquiring)
@@ -105,19 +120,22 @@ public final class MmapByteQueue: Sendable {
     /// - Parameter body: A closure that reads the span from its start and returns how many bytes
     ///   it consumed (from the start, at most the span's `byteCount`) and a result. Consuming more
     ///   bytes than the span holds, or a negative count, is a programmer error and traps, and so
-    ///   is dequeuing inside `body` (``read(into:)`` or a nested call) when this call then
-    ///   dequeues too: the same bytes would be handed out twice.
+    ///   is a consumer call inside `body` (``read(into:)`` or a nested `withReadableBytes`): it
+    ///   traps when it is made. Producing inside `body` is fine.
     /// - Returns: The result of `body`.
     /// - Throws: What `body` throws; then nothing is dequeued.
     /// - Complexity: O(1) plus `body`.
     public func withReadableBytes<R, E: Error>(
         _ body: (RawSpan) throws(E) -> (consumed: Int, result: R)
     ) throws(E) -> R {
+        checkNotInClosure(consumerInClosure, "withReadableBytes(_:)", "withReadableBytes(_:)")
         let capacity = ring.capacity
         let consumed = head.load(ordering: .relaxed)  // only this thread stores it
         let produced = tail.load(ordering: .acquiring)
         let available = produced - consumed
         let span = unsafe RawSpan(_unsafeStart: ring.address(consumed % capacity), byteCount: available)
+        consumerInClosure.store(true, ordering: .relaxed)
+        defer { consumerInClosure.store(false, ordering: .relaxed) }
         let (count, result) = try body(span)
         guard count >= 0, count <= available else {
             fatalError("MmapKit: withReadableBytes consumed \(count) bytes, but \(available) were readable")
@@ -137,18 +155,21 @@ public final class MmapByteQueue: Sendable {
     /// - Parameter body: A closure that writes the span from its start and returns how many bytes
     ///   it produced (at most the span's `byteCount`, which is 0 when the queue is full). Producing
     ///   more bytes than the span holds, or a negative count, is a programmer error and traps, and
-    ///   so is enqueuing inside `body` (``write(_:)`` or a nested call) when this call then
-    ///   enqueues too: the nested bytes would be overwritten before they are read.
+    ///   so is a producer call inside `body` (``write(_:)`` or a nested `withWritableBytes`): it
+    ///   traps when it is made. Consuming inside `body` is fine.
     /// - Returns: The bytes enqueued: what `body` returned.
     /// - Throws: What `body` throws; then nothing is enqueued.
     /// - Complexity: O(1) plus `body`.
     @discardableResult
     public func withWritableBytes<E: Error>(_ body: (inout MutableRawSpan) throws(E) -> Int) throws(E) -> Int {
+        checkNotInClosure(producerInClosure, "withWritableBytes(_:)", "withWritableBytes(_:)")
         let capacity = ring.capacity
         let produced = tail.load(ordering: .relaxed)  // only this thread stores it
         let consumed = head.load(ordering: .acquiring)
         let free = capacity - (produced - consumed)
         var span = unsafe MutableRawSpan(_unsafeStart: ring.address(produced % capacity), byteCount: free)
+        producerInClosure.store(true, ordering: .relaxed)
+        defer { producerInClosure.store(false, ordering: .relaxed) }
         let count = try body(&span)
         guard count >= 0, count <= free else {
             fatalError("MmapKit: withWritableBytes produced \(count) bytes, but \(free) were free")
@@ -162,11 +183,11 @@ public final class MmapByteQueue: Sendable {
     /// Moves `position` (``head`` or ``tail``) from `old`, where the calling operation read it,
     /// to `new`, with release ordering; traps if another call of the same side moved it meanwhile.
     ///
-    /// Only the side's own thread stores its position, so the exchange fails only when the queue
-    /// is misused: a second producer or consumer thread, or a call of the same side inside the
-    /// closure of ``withReadableBytes(_:)`` or ``withWritableBytes(_:)``. Storing regardless
-    /// would move the position back, so that bytes already read are read again or bytes already
-    /// written are overwritten before they are read.
+    /// Only the side's own thread stores its position, and a call of the same side inside a
+    /// closure traps when it starts, so the exchange fails only when a second producer or
+    /// consumer thread used the queue at once. Storing regardless would move the position back,
+    /// so that bytes already read are read again or bytes already written are overwritten before
+    /// they are read.
     @inline(__always)
     private func publish(
         _ position: borrowing Atomic<Int>,
@@ -175,6 +196,9 @@ public final class MmapByteQueue: Sendable {
         _ call: StaticString,
         side: StaticString
     ) {
+        #if DEBUG
+        _MmapFaultInjection.runQueuePublishHook()
+        #endif
         let (exchanged, found) = position.compareExchange(
             expected: old,
             desired: new,
@@ -188,8 +212,24 @@ public final class MmapByteQueue: Sendable {
     private func positionMoved(_ call: StaticString, _ side: StaticString, from old: Int, to found: Int) -> Never {
         fatalError(
             "MmapKit: MmapByteQueue.\(call) found the \(side) position moved from byte \(old) to \(found) "
-                + "while it ran: a second \(side) thread, or a \(side) call inside the closure of "
-                + "withReadableBytes or withWritableBytes (one producer and one consumer at a time)"
+                + "while it ran: a second \(side) thread used the queue at once (one producer and one consumer "
+                + "at a time)"
+        )
+    }
+
+    /// Traps when the calling side is inside the closure of `closure` (its flag is set): a
+    /// nested call, or a call from a second thread of the same side that sees the first inside.
+    @inline(__always)
+    private func checkNotInClosure(_ flag: borrowing Atomic<Bool>, _ call: StaticString, _ closure: StaticString) {
+        if flag.load(ordering: .relaxed) { calledInsideClosure(call, closure) }
+    }
+
+    @inline(never)
+    private func calledInsideClosure(_ call: StaticString, _ closure: StaticString) -> Never {
+        fatalError(
+            "MmapKit: MmapByteQueue.\(call) was called while \(closure) was running: from inside its closure, "
+                + "or from a second thread of the same side (one producer and one consumer at a time; the other "
+                + "side may be called from inside a closure)"
         )
     }
 }
