@@ -23,10 +23,15 @@ let package = Package(
         // relocate. The linker warns that libswiftCore.a refers to dlopen (for a prespecialized
         // metadata library that Linux builds do not use). No target may depend on this one: the
         // flag would reach the test bundle, which must link dynamically (`swift test` builds
-        // every product, so the tests still find mmapkit beside them).
+        // every product, so the tests still find mmapkit beside them). Top-level code is
+        // main-actor isolated, and its dynamic isolation check refers to `MainActor.shared`, which
+        // links Swift's concurrency runtime and libdispatch, whose initialiser runs before `main`
+        // (reads /sys/devices/system/cpu/possible twice, asks for the CPU affinity): the tool has
+        // no actor, no task and one thread, so the check is turned off and neither is linked.
         .executableTarget(
             name: "mmapkit",
             dependencies: ["PageCache"],
+            swiftSettings: [.unsafeFlags(["-disable-dynamic-actor-isolation"])],
             linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         // The same commands defined with ArgumentParser: help, version and usage errors, and the
