@@ -226,6 +226,19 @@ extension MmapKitTests {
                 #expect(error?.faultOffset == 8 * page)
                 #expect(error?.message.contains("a guard page") == true, "\(String(describing: error))")
                 try map.populate(range: 0..<(8 * page))
+                // The same in a file mapping, whose message names it among the causes.
+                let path = directory.makeFile("guarded", count: 16 * page)
+                var file = try MutableMmap(path: path)
+                let installedInFile = unsafe file.withUnsafeMutableBytes { bytes in
+                    unsafe madvise(bytes.baseAddress! + 8 * page, page, madvGuardInstall)
+                }
+                #expect(installedInFile == 0)
+                let fileError = expectMmapError(.fault, errno: EFAULT) { () throws(MmapError) in try file.populate() }
+                #expect(fileError?.faultOffset == 8 * page)
+                #expect(
+                    fileError?.message.contains("or it is a guard page") == true,
+                    "\(String(describing: fileError))"
+                )
             }
         }
 

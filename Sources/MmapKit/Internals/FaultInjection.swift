@@ -95,6 +95,10 @@ public enum _MmapFaultInjection {
     /// Lets the next `skip` calls of `call` on this thread through, then makes the `times` calls
     /// after them fail with `errno`.
     ///
+    /// A populate (`madvise` with `MADV_POPULATE_*`) that fails with `EFAULT` or `EHWPOISON` is
+    /// tried again, on the whole range and then by bisection: with `times: 1` the retry succeeds
+    /// and so does the call. Fail more calls to see the error.
+    ///
     /// - Parameter removingPages: For ``Call/mmapInPlace`` only: unmap the target pages before
     ///   failing, as the kernel does when a file's mmap handler refuses after `MAP_FIXED` removed
     ///   the old pages.
@@ -133,6 +137,7 @@ extension _MmapFaultInjection {
     public static func beforeNextQueuePublish(_ body: @escaping @Sendable () -> Void) {
         #if DEBUG
         queuePublishHook.withLock { $0 = body }
+        queuePublishHookArmed.store(true, ordering: .releasing)
         #endif
     }
 }
@@ -141,6 +146,11 @@ extension _MmapFaultInjection {
 extension _MmapFaultInjection {
     /// Runs and disarms the hook set by ``beforeNextQueuePublish(_:)``, if any.
     internal static func runQueuePublishHook() {
+        // Every publish of every queue comes here in debug builds: without a hook armed it takes
+        // no lock (a lock would order the producer and the consumer, hiding what TSan and the
+        // tests should see, and TSan does not model this toolchain's Mutex).
+        guard queuePublishHookArmed.load(ordering: .acquiring) else { return }
+        queuePublishHookArmed.store(false, ordering: .relaxed)
         let hook = queuePublishHook.withLock { hook in
             defer { hook = nil }
             return hook
@@ -149,5 +159,6 @@ extension _MmapFaultInjection {
     }
 
     private static let queuePublishHook = Mutex<(@Sendable () -> Void)?>(nil)
+    private static let queuePublishHookArmed = Atomic<Bool>(false)
 }
 #endif

@@ -245,8 +245,8 @@ extension Region {
                     failure.faultOffset = faultOffset
                     failure.message +=
                         "; the first page that failed holds byte \(faultOffset): the file no longer backs it (it is "
-                        + "shorter than the mapping), or its file system could not provide the page (a full tmpfs, "
-                        + "an exhausted hugetlbfs pool)"
+                        + "shorter than the mapping), its file system could not provide the page (a full tmpfs, "
+                        + "an exhausted hugetlbfs pool), or it is a guard page (MADV_GUARD_INSTALL)"
                 }
             }
             throw failure

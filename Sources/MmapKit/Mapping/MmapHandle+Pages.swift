@@ -34,8 +34,8 @@ extension MmapHandle {
     /// - Throws: ``MmapError/Code/fault`` (`EFAULT`, with ``MmapError/faultOffset``) when a page
     ///   of a file mapping cannot be faulted in: the file is shorter than the mapping (truncated),
     ///   or its file system cannot provide the page (a full tmpfs, an exhausted hugetlbfs pool;
-    ///   MmapKit cannot tell these apart, and the message names both), a guard page in anonymous
-    ///   memory (`MADV_GUARD_INSTALL`), or `EHWPOISON`. The first failing page is looked for
+    ///   MmapKit cannot tell these apart, and the message names them), a guard page
+    ///   (`MADV_GUARD_INSTALL`, in anonymous or file memory), or `EHWPOISON`. The first failing page is looked for
     ///   again after the failure; if by then the whole range populates (a file truncated and
     ///   grown back), the call succeeds.
     ///   ``MmapError/Code/outOfMemory`` when anonymous memory cannot be provided (`ENOMEM`, or

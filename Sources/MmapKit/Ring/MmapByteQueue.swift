@@ -22,10 +22,12 @@ import Synchronization
 /// - Calling ``write(_:)`` or ``withWritableBytes(_:)`` from two threads at once, or
 ///   ``read(into:)`` or ``withReadableBytes(_:)`` from two threads at once, is a programmer error.
 ///   Each call publishes its new position with a compare-and-exchange from the position it
-///   started at, so a call that overlapped another of its side traps with a message when it
-///   would move the position back (and a call made while the other thread is inside a closure
+///   started at, so a call that overlapped another of its side traps with a message when the
+///   position moved while it ran (and a call made while the other thread is inside a closure
 ///   traps when it starts, if it sees the closure running). Bytes the two threads copied
-///   meanwhile are not checked: the detection is after the fact.
+///   meanwhile are not checked: the detection is after the fact, and a call that moves no
+///   position (a closure that returns 0) is never detected, though its writes into the free
+///   space may have overwritten bytes the other thread was publishing.
 ///
 /// The checks cost a compare-and-exchange (a locked instruction) per call that moves bytes, and
 /// a load and a branch.
