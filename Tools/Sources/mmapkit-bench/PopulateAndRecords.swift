@@ -94,6 +94,15 @@ func makePopulateWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) ->
                     precondition(madvise(base, anonymous, rawMadvPopulateWrite) == 0, "MADV_POPULATE_WRITE failed")
                     return residentPages(base, anonymous)
                 },
+                // The kernel's own ceiling for the threaded rows: what a C programmer writes, one
+                // pthread per extra chunk, each a MADV_POPULATE_WRITE.
+                Implementation(name: "raw-madvise-\(threads)-threads") {
+                    let base = rawMap(anonymous, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1)
+                    pending.unmapLater(base, anonymous)
+                    madvise(base, anonymous, MADV_NOHUGEPAGE)
+                    rawPopulateWrite(base, anonymous, threads: threads)
+                    return residentPages(base, anonymous)
+                },
                 Implementation(name: "mmapkit-1-thread") {
                     var map = try MutableMmap(anonymous: anonymous)
                     try map.advise(.noHugePage)
@@ -158,6 +167,42 @@ func makePopulateWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) ->
         )
     )
     return workloads
+}
+
+/// `MADV_POPULATE_WRITE` of `[base, base + length)` split into `threads` chunks of whole pages,
+/// the first on this thread and each other on a pthread of its own, joined before returning.
+func rawPopulateWrite(_ base: UnsafeMutableRawPointer, _ length: Int, threads: Int) {
+    final class Chunk {
+        let start: UnsafeMutableRawPointer
+        let length: Int
+        init(_ start: UnsafeMutableRawPointer, _ length: Int) {
+            self.start = start
+            self.length = length
+        }
+    }
+    let chunk = (length / threads + 4095) / 4096 * 4096
+    var started: [pthread_t] = []
+    for index in 1..<threads where index * chunk < length {
+        let argument = Unmanaged.passRetained(Chunk(base + index * chunk, min(chunk, length - index * chunk)))
+        var thread = pthread_t()
+        let error = pthread_create(
+            &thread,
+            nil,
+            { argument in
+                let chunk = Unmanaged<Chunk>.fromOpaque(argument!).takeRetainedValue()
+                precondition(
+                    madvise(chunk.start, chunk.length, rawMadvPopulateWrite) == 0,
+                    "MADV_POPULATE_WRITE failed"
+                )
+                return nil
+            },
+            argument.toOpaque()
+        )
+        precondition(error == 0, "pthread_create failed")
+        started.append(thread)
+    }
+    precondition(madvise(base, min(chunk, length), rawMadvPopulateWrite) == 0, "MADV_POPULATE_WRITE failed")
+    for thread in started { pthread_join(thread, nil) }
 }
 
 /// A mapping that a timed run made and the runner unmaps after the clock stops
