@@ -250,13 +250,15 @@ extension MmapKitTests {
                 guard let queue = try? MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE)))) else { return }
                 _ = unsafe queue.write([UInt8](repeating: 7, count: 100).span.bytes)
                 let inside = DispatchSemaphore(value: 0)
+                let secondReturned = DispatchSemaphore(value: 0)
                 Thread.detach {
                     inside.wait()
-                    _ = dequeue(queue, upTo: 100)
+                    _ = dequeue(queue, upTo: 100)  // traps here, ending the process
+                    secondReturned.signal()  // only without the check: then the test fails
                 }
                 queue.withReadableBytes { span in
                     inside.signal()
-                    sleep(10)  // the trap ends the process first
+                    secondReturned.wait()
                     return (consumed: 10, result: ())
                 }
             }
@@ -328,17 +330,6 @@ extension MmapKitTests {
             }
         }
     }
-}
-
-/// Dequeues up to `count` bytes with `read(into:)`.
-private func dequeue(_ queue: MmapByteQueue, upTo count: Int) -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: count)
-    var elements = out.mutableSpan
-    var bytes = unsafe elements.mutableBytes
-    let read = queue.read(into: &bytes)
-    _ = consume bytes
-    _ = consume elements
-    return Array(out.prefix(read))
 }
 
 /// The size of record `index` (length prefix included): 16 to 512 bytes, from xorshift64*.

@@ -25,7 +25,7 @@ extension MmapKitTests {
                     #expect(written == min(size, model.free), "step \(step)")
                     model.enqueue(bytes.prefix(written))
                 case 1:  // read(into:)
-                    let read = dequeue(queue, size)
+                    let read = dequeue(queue, upTo: size)
                     #expect(read == model.dequeue(min(size, model.queued.count)), "step \(step)")
                 case 2:  // withWritableBytes, producing part of the free space
                     let produced = model.nextBytes(min(size, model.free))
@@ -61,7 +61,7 @@ extension MmapKitTests {
                     var read: [UInt8] = []
                     queue.withWritableBytes { span in
                         #expect(span.byteCount == freeBefore, "step \(step)")
-                        read = dequeue(queue, consumeCount)
+                        read = dequeue(queue, upTo: consumeCount)
                         for (i, byte) in produced.enumerated() {
                             span.storeBytes(of: byte, toByteOffset: i, as: UInt8.self)
                         }
@@ -83,7 +83,7 @@ extension MmapKitTests {
                         }
                     }
                 default:  // drain and check everything
-                    #expect(dequeue(queue, page) == model.dequeue(model.queued.count), "step \(step)")
+                    #expect(dequeue(queue, upTo: page) == model.dequeue(model.queued.count), "step \(step)")
                 }
                 #expect(queue.count == model.queued.count, "step \(step)")
             }
@@ -115,15 +115,4 @@ private struct QueueModel {
         defer { queued.removeFirst(count) }
         return Array(queued.prefix(count))
     }
-}
-
-/// Dequeues up to `count` bytes with `read(into:)`.
-private func dequeue(_ queue: MmapByteQueue, _ count: Int) -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: count)
-    var elements = out.mutableSpan
-    var bytes = unsafe elements.mutableBytes
-    let read = queue.read(into: &bytes)
-    _ = consume bytes
-    _ = consume elements
-    return Array(out.prefix(read))
 }

@@ -135,3 +135,14 @@ let runningUnderSanitizer: Bool = {
 /// google/sanitizers#482), so tests that catch a SIGBUS are skipped under it and run under
 /// AddressSanitizer and in ordinary builds instead.
 let runningUnderThreadSanitizer: Bool = unsafe dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
+
+/// Dequeues up to `count` bytes with `read(into:)`.
+func dequeue(_ queue: MmapByteQueue, upTo count: Int) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: count)
+    var elements = out.mutableSpan
+    var bytes = unsafe elements.mutableBytes
+    let read = queue.read(into: &bytes)
+    _ = consume bytes
+    _ = consume elements
+    return Array(out.prefix(read))
+}

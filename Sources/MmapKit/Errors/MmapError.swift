@@ -128,9 +128,9 @@ extension MmapError {
         /// Access was refused: the descriptor's mode does not allow the requested protection.
         public static let permissionDenied = Code(5)
         /// A guarded access touched a page that the file no longer backs (a caught `SIGBUS`), or
-        /// a prefault met a page of a file mapping that access would fault on: past the end of
-        /// the file, or a page its file system cannot provide (a full tmpfs, an exhausted
-        /// hugetlbfs pool). ``MmapError/faultOffset`` says where.
+        /// a prefault met a page that access would fault on: past the end of the file, a page
+        /// its file system cannot provide (a full tmpfs, an exhausted hugetlbfs pool), or a
+        /// guard page. ``MmapError/faultOffset`` says where.
         public static let fault = Code(6)
         /// Any other error reported by the kernel; see ``MmapError/errno``.
         public static let system = Code(7)

@@ -226,27 +226,24 @@ extension Region {
                 // call did what it was asked: no page is left to fault.
                 guard let first = unsafe firstFaultingOffset(address, length, advice, range) else { return }
                 let faultOffset = first - origin
-                if error != EFAULT {
-                    failure.faultOffset = faultOffset
-                    failure.message += "; the first page that failed holds byte \(faultOffset)"
-                } else if isAnonymous && (alignment > systemPageSize || flags & MAP_HUGETLB != 0) {
+                if error == EFAULT && isAnonymous && (alignment > systemPageSize || flags & MAP_HUGETLB != 0) {
                     // Explicit huge pages have no end to be truncated past: the pool had no page
                     // to give (a noReserve mapping reserved none), which is running out of memory.
                     failure.code = .outOfMemory
                     failure.message +=
                         "; no huge page could back byte \(faultOffset): the pool has none free "
                         + "(a noReserve mapping reserved none when it was made)"
-                } else if isAnonymous {
-                    failure.faultOffset = faultOffset
-                    failure.message +=
-                        "; the first page that failed holds byte \(faultOffset): anonymous memory the kernel "
-                        + "will not fault in there (a guard page, MADV_GUARD_INSTALL)"
                 } else {
+                    let causes =
+                        error != EFAULT
+                        ? ""
+                        : isAnonymous
+                            ? ": anonymous memory the kernel will not fault in there (a guard page, MADV_GUARD_INSTALL)"
+                            : ": the file no longer backs it (it is shorter than the mapping), its file system could "
+                                + "not provide the page (a full tmpfs, an exhausted hugetlbfs pool), or it is a guard "
+                                + "page (MADV_GUARD_INSTALL)"
                     failure.faultOffset = faultOffset
-                    failure.message +=
-                        "; the first page that failed holds byte \(faultOffset): the file no longer backs it (it is "
-                        + "shorter than the mapping), its file system could not provide the page (a full tmpfs, "
-                        + "an exhausted hugetlbfs pool), or it is a guard page (MADV_GUARD_INSTALL)"
+                    failure.message += "; the first page that failed holds byte \(faultOffset)" + causes
                 }
             }
             throw failure

@@ -31,15 +31,15 @@ extension MmapHandle {
     /// any page fault.
     ///
     /// - Parameter range: Byte offsets within the mapping; `nil` for all of it.
-    /// - Throws: ``MmapError/Code/fault`` (`EFAULT`, with ``MmapError/faultOffset``) when a page
-    ///   of a file mapping cannot be faulted in: the file is shorter than the mapping (truncated),
-    ///   or its file system cannot provide the page (a full tmpfs, an exhausted hugetlbfs pool;
-    ///   MmapKit cannot tell these apart, and the message names them), a guard page
-    ///   (`MADV_GUARD_INSTALL`, in anonymous or file memory), or `EHWPOISON`. The first failing page is looked for
-    ///   again after the failure; if by then the whole range populates (a file truncated and
-    ///   grown back), the call succeeds.
-    ///   ``MmapError/Code/outOfMemory`` when anonymous memory cannot be provided (`ENOMEM`, or
-    ///   explicit huge pages made with ``MmapOptions/noReserve`` when the pool is empty);
+    /// - Throws: ``MmapError/Code/fault`` (`EFAULT`, with ``MmapError/faultOffset``) at the first
+    ///   page that cannot be faulted in: in a file mapping, the file is shorter than the mapping
+    ///   (truncated) or its file system cannot provide the page (a full tmpfs, an exhausted
+    ///   hugetlbfs pool; MmapKit cannot tell these apart, and the message names them); in any
+    ///   mapping, a guard page (`MADV_GUARD_INSTALL`), or `EHWPOISON`. The first failing page is
+    ///   looked for again after the failure; if by then the whole range populates (a file
+    ///   truncated and grown back), the call succeeds. ``MmapError/Code/outOfMemory`` when
+    ///   anonymous memory cannot be provided (`ENOMEM`, or explicit huge pages made with
+    ///   ``MmapOptions/noReserve`` when the pool is empty);
     ///   ``MmapError/Code/unsupported`` before Linux 5.14; ``MmapError/Code/outOfBounds`` for a
     ///   range outside the mapping.
     ///
@@ -68,9 +68,10 @@ extension MmapHandle {
     ///   - threads: The most threads to use, the caller's included; at least 1. A value of 0 or
     ///     less is a programmer error and traps.
     /// - Throws: As ``populate(range:)``: ``MmapError/Code/fault`` (with
-    ///   ``MmapError/faultOffset``, the first page that fails) when a page of a file mapping
-    ///   cannot be faulted in (truncated, or its file system cannot provide it);
-    ///   ``MmapError/Code/outOfMemory`` for anonymous memory the kernel cannot provide; ``MmapError/Code/unsupported`` before Linux 5.14;
+    ///   ``MmapError/faultOffset``, the first page that fails) when a page cannot be faulted in
+    ///   (truncated, its file system cannot provide it, or a guard page);
+    ///   ``MmapError/Code/outOfMemory`` for anonymous memory the kernel cannot provide;
+    ///   ``MmapError/Code/unsupported`` before Linux 5.14;
     ///   ``MmapError/Code/outOfBounds`` for a range outside the mapping. The pages populated
     ///   before a failure stay populated, which changes no contents.
     /// - Complexity: O(pages in the range), divided among the threads.
@@ -117,18 +118,19 @@ extension MmapHandle where Access == MmapReadWrite {
     /// range that holds no such page prefaults nothing. On a shared file mapping the pages become
     /// dirty without a byte changing; the kernel tracks dirtiness per folio, so a page of the
     /// same large folio outside the range may be written back too, unchanged (see
-    /// ``MmapDestructiveAdvice/populateWrite``). Chunks are split as for ``populate(range:threads:)``
-    /// (at least 4 MiB each; the calling thread does the first), which also says how to choose
-    /// `threads`; the default, 1, is `advise(.populateWrite, range:)`.
+    /// ``MmapDestructiveAdvice/populateWrite``). Chunks are split as for
+    /// ``populate(range:threads:)`` (at least 4 MiB each; the calling thread does the first),
+    /// which also says how to choose `threads`; the default, 1, is `advise(.populateWrite,
+    /// range:)`.
     ///
     /// - Parameters:
     ///   - range: Byte offsets within the mapping; `nil` (the default) for all of it.
     ///   - threads: The most threads to use, the caller's included; at least 1 (the default). A
     ///     value of 0 or less is a programmer error and traps.
-    /// - Throws: ``MmapError/Code/fault`` (with ``MmapError/faultOffset``) when a page of a file
-    ///   mapping cannot be faulted in: the file is shorter than the mapping, or its file system
-    ///   cannot provide the page (a full tmpfs, an exhausted hugetlbfs pool; the message names
-    ///   both); ``MmapError/Code/outOfMemory`` when memory runs out, or for explicit huge pages
+    /// - Throws: ``MmapError/Code/fault`` (with ``MmapError/faultOffset``) as for
+    ///   ``populate(range:)``: the file is shorter than the mapping, its file system cannot
+    ///   provide the page (a full tmpfs, an exhausted hugetlbfs pool), or a guard page;
+    ///   ``MmapError/Code/outOfMemory`` when memory runs out, or for explicit huge pages
     ///   made with ``MmapOptions/noReserve`` when the pool is empty (as ``populate(range:)``, a
     ///   memory cgroup's limit may instead invoke the OOM killer);
     ///   ``MmapError/Code/unsupported`` before Linux 5.14; ``MmapError/Code/outOfBounds`` for a

@@ -49,8 +49,9 @@ extension MmapViewHandle where Access == MmapReadWrite {
     /// - Throws: ``MmapError/Code/outOfBounds`` or ``MmapError/Code/unsupported``;
     ///   ``MmapError/Code/invalidArgument`` when pages of the range are locked (nothing changes);
     ///   ``MmapError/Code/fault`` (with ``MmapError/faultOffset`` in the view) when
-    ///   ``MmapDestructiveAdvice/populateWrite`` meets a page the file no longer backs or its file
-    ///   system cannot provide; ``MmapError/Code/outOfMemory`` when memory runs out.
+    ///   ``MmapDestructiveAdvice/populateWrite`` meets a page it cannot fault in (as
+    ///   ``MmapHandle/populateForWriting(range:threads:)``); ``MmapError/Code/outOfMemory`` when
+    ///   memory runs out.
     ///
     /// The corresponding C function is `madvise(2)`.
     public mutating func advise(_ advice: MmapDestructiveAdvice, range: Range<Int>? = nil) throws(MmapError) {

@@ -29,6 +29,13 @@ func makePopulateWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) ->
     // it populates, so its row is in 4 KiB pages only where THP is `madvise` or `never`, as the
     // report header shows), then counted with mincore and unmapped.
     let anonymous = sizes.anonymous
+    // Memory freed to the host is slow to touch again: touch and free it untimed.
+    let touchAndFreeAnonymous = {
+        let base = rawMap(anonymous, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1)
+        madvise(base, anonymous, MADV_NOHUGEPAGE)
+        _ = touchPages(UnsafeMutableRawBufferPointer(start: base, count: anonymous))
+        munmap(base, anonymous)
+    }
     workloads.append(
         Workload(
             name: "anon-populate",
@@ -50,25 +57,13 @@ func makePopulateWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) ->
                     return pages
                 },
                 Implementation(name: "mmapkit-1-thread") {
-                    var map = try MutableMmap(anonymous: anonymous)
-                    try map.advise(.noHugePage)
-                    try map.populateForWriting(threads: 1)
-                    return UInt64(try map.residency().residentCount)
+                    UInt64(try populatedAnonymous(anonymous, threads: 1).residency().residentCount)
                 },
                 Implementation(name: "mmapkit-\(threads)-threads") {
-                    var map = try MutableMmap(anonymous: anonymous)
-                    try map.advise(.noHugePage)
-                    try map.populateForWriting(threads: threads)
-                    return UInt64(try map.residency().residentCount)
+                    UInt64(try populatedAnonymous(anonymous, threads: threads).residency().residentCount)
                 },
             ],
-            prepare: {
-                // Memory freed to the host is slow to touch again: touch and free it untimed.
-                let base = rawMap(anonymous, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1)
-                madvise(base, anonymous, MADV_NOHUGEPAGE)
-                _ = touchPages(UnsafeMutableRawBufferPointer(start: base, count: anonymous))
-                munmap(base, anonymous)
-            }
+            prepare: touchAndFreeAnonymous
         )
     )
 
@@ -104,28 +99,19 @@ func makePopulateWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) ->
                     return residentPages(base, anonymous)
                 },
                 Implementation(name: "mmapkit-1-thread") {
-                    var map = try MutableMmap(anonymous: anonymous)
-                    try map.advise(.noHugePage)
-                    try map.populateForWriting(threads: 1)
+                    let map = try populatedAnonymous(anonymous, threads: 1)
                     let pages = UInt64(try map.residency().residentCount)
                     pending.keep(map)
                     return pages
                 },
                 Implementation(name: "mmapkit-\(threads)-threads") {
-                    var map = try MutableMmap(anonymous: anonymous)
-                    try map.advise(.noHugePage)
-                    try map.populateForWriting(threads: threads)
+                    let map = try populatedAnonymous(anonymous, threads: threads)
                     let pages = UInt64(try map.residency().residentCount)
                     pending.keep(map)
                     return pages
                 },
             ],
-            prepare: {
-                let base = rawMap(anonymous, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1)
-                madvise(base, anonymous, MADV_NOHUGEPAGE)
-                _ = touchPages(UnsafeMutableRawBufferPointer(start: base, count: anonymous))
-                munmap(base, anonymous)
-            },
+            prepare: touchAndFreeAnonymous,
             release: { pending.release() }
         )
     )
@@ -167,6 +153,15 @@ func makePopulateWorkloads(files: DataFiles, sizes: BenchSizes, threads: Int) ->
         )
     )
     return workloads
+}
+
+/// MmapKit's side of anon-populate and anon-prefault: `length` bytes of private anonymous memory
+/// in 4 KiB pages, prefaulted for writing on `threads` threads.
+func populatedAnonymous(_ length: Int, threads: Int) throws -> MutableMmap {
+    var map = try MutableMmap(anonymous: length)
+    try map.advise(.noHugePage)
+    try map.populateForWriting(threads: threads)
+    return map
 }
 
 /// `MADV_POPULATE_WRITE` of `[base, base + length)` split into `threads` chunks of whole pages,
