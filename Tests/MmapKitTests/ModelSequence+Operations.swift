@@ -323,6 +323,16 @@ extension ModelRunner {
             }
             return
         }
+        if !expectFault && op.v & 32 != 0 {
+            // Every byte of the range is backed: the closure's span may write it.
+            note("  through withMutableBytes")
+            spanStore(slot, data, at: handleRange.lowerBound)
+            let address = mapping.address
+            try applyWrite(&mapping.pages, at: regionStart + handleRange.lowerBound, data) { index in
+                shimGuardedRead(address + UInt(index * page), page)
+            }
+            return
+        }
         let prediction: Prediction = expectFault ? .failure(.fault) : .success
         let ok = try judge("guarded write", prediction) { () throws(MmapError) in
             switch (slot.mutableMap != nil, op.v & 4 != 0) {  // the span store, or the array one
@@ -340,6 +350,24 @@ extension ModelRunner {
         let address = mapping.address
         try applyWrite(&mapping.pages, at: regionStart + handleRange.lowerBound, data) { index in
             shimGuardedRead(address + UInt(index * page), page)
+        }
+    }
+
+    /// Writes `data` at `offset` of the slot's writable map, view or growable file through the
+    /// span that `withMutableBytes` lends.
+    func spanStore(_ slot: Slot, _ data: [UInt8], at offset: Int) {
+        func copy(_ bytes: inout MutableRawSpan) -> Int {
+            for (index, byte) in data.enumerated() {
+                bytes.storeBytes(of: byte, toByteOffset: offset + index, as: UInt8.self)
+            }
+            return bytes.byteCount
+        }
+        if slot.mutableMap != nil {
+            _ = slot.mutableMap!.withMutableBytes { copy(&$0) }
+        } else if slot.mutableView != nil {
+            _ = slot.mutableView!.withMutableBytes { copy(&$0) }
+        } else {
+            _ = slot.growable!.withMutableBytes { copy(&$0) }
         }
     }
 
@@ -401,6 +429,15 @@ extension ModelRunner {
             } else {
                 typedStore(&slot.growable!, data, at: target.lowerBound, bigEndian: op.v & 16 != 0)
             }
+            let address = model.address
+            try applyWrite(&model.pages, at: target.lowerBound, data) { index in
+                shimGuardedRead(address + UInt(index * page), page)
+            }
+            return
+        }
+        if slot.growable != nil && op.v & 32 != 0 {
+            note("  through withMutableBytes")
+            spanStore(slot, data, at: target.lowerBound)
             let address = model.address
             try applyWrite(&model.pages, at: target.lowerBound, data) { index in
                 shimGuardedRead(address + UInt(index * page), page)

@@ -233,6 +233,20 @@ final class ModelRunner {
             spanned = typedSpanBytes(slot.mutableView!)
         }
         guard spanned == all else { throw ModelFailure("\(slot.name): its typed span differs from its guarded read") }
+        // So is the span that withBytes lends.
+        let lent: [UInt8]
+        if slot.map != nil {
+            lent = slot.map!.withBytes { array($0) }
+        } else if slot.mutableMap != nil {
+            lent = slot.mutableMap!.withBytes { array($0) }
+        } else if slot.view != nil {
+            lent = slot.view!.withBytes { array($0) }
+        } else {
+            lent = slot.mutableView!.withBytes { array($0) }
+        }
+        guard lent == all else {
+            throw ModelFailure("\(slot.name): the span withBytes lends differs from its guarded read")
+        }
     }
 
     func typedSpanBytes<A: MmapAccess>(_ map: borrowing MmapHandle<A>) -> [UInt8] {
@@ -278,6 +292,9 @@ final class ModelRunner {
             }
         }
         if address != model.address { throw ModelFailure("\(slot.name): the base address moved") }
+        if slot.growable != nil, slot.growable!.withBytes({ $0.byteCount }) != model.growableCount {
+            throw ModelFailure("\(slot.name): withBytes lends \(slot.growable!.withBytes { $0.byteCount }) bytes")
+        }
         let limit = model.growableFile != nil ? model.growableCount : model.count
         for (index, pageModel) in model.pages.enumerated() where index * page < limit {
             let expected = expectation(pageModel)

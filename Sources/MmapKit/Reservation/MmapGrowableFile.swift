@@ -91,6 +91,26 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
         }
     }
 
+    /// Calls `body` with the mapped bytes, borrowed for the call.
+    ///
+    /// The same bytes as ``bytes``, and as safe: the span cannot leave the closure. Prefer it
+    /// on a local binding in hot code: with Swift 6.3.1, taking ``bytes`` of a local binding
+    /// costs a heap allocation (a box for the binding; see "Known compiler limitations" in the
+    /// README), and this call costs none.
+    ///
+    /// <!-- snippet-context: let fd: CInt = 3 -->
+    /// ```swift
+    /// let log = try MmapGrowableFile(fileDescriptor: fd, capacity: 1 << 30)
+    /// let header = log.withBytes { $0.byteCount >= 8 ? $0.load(as: UInt64.self, byteOrder: .littleEndian) : 0 }
+    /// ```
+    ///
+    /// - Parameter body: A closure that reads the bytes.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public func withBytes<R: ~Copyable, E: Error>(_ body: (RawSpan) throws(E) -> R) throws(E) -> R {
+        try body(bytes)
+    }
+
     /// The mapped bytes for reading and writing, with exclusive access.
     public var mutableBytes: MutableRawSpan {
         @_lifetime(&self)
@@ -98,6 +118,20 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
             let span = unsafe MutableRawSpan(_unsafeStart: reservation.base, byteCount: mappedCount)
             return unsafe _overrideLifetime(span, mutating: &self)
         }
+    }
+
+    /// Calls `body` with the mapped bytes for reading and writing, with exclusive access for the call.
+    ///
+    /// The same bytes as ``mutableBytes``, and as safe: the span cannot leave the closure.
+    ///
+    /// - Parameter body: A closure that reads and writes the bytes.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
+    public mutating func withMutableBytes<R: ~Copyable, E: Error>(
+        _ body: (inout MutableRawSpan) throws(E) -> R
+    ) throws(E) -> R {
+        var span = mutableBytes
+        return try body(&span)
     }
 
     /// Extends the file to `count` bytes and maps the new pages in place.

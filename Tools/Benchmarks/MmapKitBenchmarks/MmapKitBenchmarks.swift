@@ -187,6 +187,29 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // The closure-taking twin of `bytes`: the same span, lent to a closure, so the binding
+    // needs no box.
+    Benchmark("withBytes of a local Mmap") { benchmark in
+        for _ in benchmark.scaledIterations {
+            let map = try Mmap(fileDescriptor: smallRead)
+            blackHole(map.withBytes { $0.byteCount })
+        }
+    }
+
+    Benchmark("typed span in withBytes of a local Mmap") { benchmark in
+        for _ in benchmark.scaledIterations {
+            let map = try Mmap(fileDescriptor: smallRead)
+            blackHole(map.withBytes { $0.span(of: UInt64.self).count })
+        }
+    }
+
+    Benchmark("withMutableBytes of a local MutableMmap (anonymous)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            var map = try MutableMmap(anonymous: 65536)
+            blackHole(map.withMutableBytes { $0.byteCount })
+        }
+    }
+
     Benchmark("span through a borrowing parameter") { benchmark in
         for _ in benchmark.scaledIterations {
             let map = try Mmap(fileDescriptor: smallRead)
