@@ -8,6 +8,10 @@ runs of each implementation. The report gives the median and min-max of each imp
 the median (and min-max) of the per-repetition ratio to vmtouch, and the median peak RSS. The
 implementations' results must agree (the same totals, the same state afterwards); a mismatch
 fails the run with status 1.
+
+evict has a third row, its raw-syscall baseline: evict-syscalls.c (beside this script, built
+here with cc -O2 -static) makes the system calls `mmapkit evict` makes, in its order, and
+nothing else; the gap between it and mmapkit is the cost of the Swift program, not the kernel's.
 """
 
 import argparse
@@ -138,6 +142,15 @@ def main():
         read_all(data)
 
     pages = (args.size + 4095) // 4096
+    # The raw-syscall baseline of evict: mmapkit's system calls from a static C program.
+    raw_evict = {}
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "evict-syscalls.c")
+    raw_binary = os.path.join(workdir, "evict-syscalls")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler and subprocess.run([compiler, "-O2", "-static", "-o", raw_binary, source]).returncode == 0:
+        raw_evict = {"raw syscalls (C)": [raw_binary, data]}
+    else:
+        print("note: no C compiler (or no static libc): evict runs without its raw-syscall row", file=sys.stderr)
     workloads = [
         (
             f"residency {args.tree}",
@@ -157,7 +170,7 @@ def main():
         ),
         (
             f"evict {args.size >> 20} MiB",
-            {"vmtouch": [vt, "-e", data], "mmapkit": [mm, "evict", data]},
+            {"vmtouch": [vt, "-e", data], "mmapkit": [mm, "evict", data]} | raw_evict,
             warm,
             lambda name, out: resident_pages(data) == (0, pages),
         ),
@@ -216,6 +229,8 @@ def main():
                 )
             )
     os.remove(data)
+    if os.path.exists(raw_binary):
+        os.remove(raw_binary)
     os.rmdir(workdir)
     os.remove(RSS_FILE)
     os.remove(OUT_FILE)
