@@ -130,5 +130,73 @@ extension MmapKitTests {
                 #expect(file.withBytes { array($0) } == onDisk)
             }
         }
+
+        // MARK: A span moved out of the closure
+
+        // Swift 6.3.1 compiles `outer = span; span = MutableRawSpan()` inside the closure without
+        // `unsafe` (it does not check assignments to a captured ~Escapable variable), and the
+        // moved span would outlive the mapping. withMutableBytes checks on the way out that it got
+        // its own span back, and traps before the caller can unmap anything.
+
+        @Test func movingTheSpanOutOfAMappingsClosureTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                var map = try MutableMmap(anonymous: 4096)
+                var outer = MutableRawSpan()
+                map.withMutableBytes { span in
+                    outer = span
+                    span = MutableRawSpan()
+                }
+                outer.storeBytes(of: 1, as: UInt8.self)
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("got back another span than it lent"), "\(message)")
+        }
+
+        @Test func movingTheSpanOutOfAViewsClosureTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                var view = try MutableMmap(anonymous: 8192).share()
+                _ = try view.split(at: 4096)
+                var outer = MutableRawSpan()
+                view.withMutableBytes { span in
+                    outer = span
+                    span = MutableRawSpan()
+                }
+                outer.storeBytes(of: 1, as: UInt8.self)
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("got back another span than it lent"), "\(message)")
+        }
+
+        @Test func movingTheSpanOutOfAGrowableFilesClosureTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                var name = Array("/tmp/mmapkit-lent-XXXXXX".utf8CString)
+                let fd = unsafe mkstemp(&name)
+                unsafe unlink(name)
+                var file = try MmapGrowableFile(fileDescriptor: fd, capacity: 1 << 20)
+                try file.grow(to: 4096)
+                var outer = MutableRawSpan()
+                file.withMutableBytes { span in
+                    outer = span
+                    span = MutableRawSpan()
+                }
+                outer.storeBytes(of: 1, as: UInt8.self)
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("got back another span than it lent"), "\(message)")
+        }
+
+        @Test func aClosureThatKeepsItsSpanOrLendsAnEmptyOneDoesNotTrap() throws {
+            var map = try MutableMmap(anonymous: 4096)
+            map.withMutableBytes { span in span.storeBytes(of: 7, as: UInt8.self) }
+            #expect(map.withBytes { $0.span(of: UInt8.self)[0] } == 7)
+            // Nothing to leak in 0 bytes: swapping an empty span for another is left alone.
+            var empty = try MutableMmap(anonymous: 0)
+            var outer = MutableRawSpan()
+            empty.withMutableBytes { span in
+                outer = span
+                span = MutableRawSpan()
+            }
+            #expect(outer.byteCount == 0)
+        }
     }
 }

@@ -93,7 +93,9 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
 
     /// Calls `body` with the mapped bytes, borrowed for the call.
     ///
-    /// The same bytes as ``bytes``, and as safe: the span cannot leave the closure. Prefer it
+    /// The same bytes as ``bytes``, and as safe: the compiler rejects returning the span or
+    /// storing it outside the closure (see "What the compiler cannot check" in the
+    /// documentation for the one hole Swift 6.3.1 leaves). Prefer it
     /// on a local binding in hot code: with Swift 6.3.1, taking ``bytes`` of a local binding
     /// costs a heap allocation (a box for the binding; see "Known compiler limitations" in the
     /// README), and this call costs none.
@@ -122,7 +124,10 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
 
     /// Calls `body` with the mapped bytes for reading and writing, with exclusive access for the call.
     ///
-    /// The same bytes as ``mutableBytes``, and as safe: the span cannot leave the closure.
+    /// The same bytes as ``mutableBytes``, and as safe: the compiler rejects returning the span
+    /// or storing it outside the closure. Swift 6.3.1 lets one move slip through, an assignment
+    /// to a captured variable (`outer = span; span = MutableRawSpan()`); this call checks that
+    /// it got its own span back and traps otherwise, before the mapping can be unmapped.
     ///
     /// - Parameter body: A closure that reads and writes the bytes.
     /// - Returns: What `body` returns.
@@ -130,7 +135,10 @@ public struct MmapGrowableFile: ~Copyable, Sendable {
     public mutating func withMutableBytes<R: ~Copyable, E: Error>(
         _ body: (inout MutableRawSpan) throws(E) -> R
     ) throws(E) -> R {
+        let start = unsafe reservation.base
+        let lent = mappedCount
         var span = mutableBytes
+        defer { unsafe checkLentSpanReturned(span, start: start, count: lent) }
         return try body(&span)
     }
 
