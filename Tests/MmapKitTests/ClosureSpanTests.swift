@@ -185,6 +185,55 @@ extension MmapKitTests {
             #expect(message.contains("got back another span than it lent"), "\(message)")
         }
 
+        @Test func movingTheSpanOutOfAByteQueuesWritableClosureTraps() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                var outer = MutableRawSpan()
+                let queue = try MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
+                queue.withWritableBytes { span in
+                    outer = span
+                    span = MutableRawSpan()
+                    return 0
+                }
+                outer.storeBytes(of: 1, as: UInt8.self)
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("withWritableBytes"), "\(message)")
+            #expect(message.contains("got back another span than it lent"), "\(message)")
+        }
+
+        @Test func consumingTheLentSpanIntoATypedSpanTrapsAndNamesTheBorrowingCall() async {
+            let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+                var map = try MutableMmap(anonymous: 4096)
+                map.withMutableBytes { span in
+                    var words = span.mutableSpan(of: UInt64.self)
+                    words[0] = 5
+                    span = MutableRawSpan()
+                }
+            }
+            let message = result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+            #expect(message.contains("use mutableElements(of:)"), "\(message)")
+        }
+
+        @Test func aTypedSpanBorrowedWithMutableElementsWritesAndHandsTheSpanBack() throws {
+            try expectNoLeaks { () throws(MmapError) in
+                var map = try MutableMmap(anonymous: 4096)
+                let count = map.withMutableBytes { span in
+                    var words = span.mutableElements(of: UInt64.self)
+                    for index in words.indices { words[index] = UInt64(index) &* 3 }
+                    return span.byteCount  // whole again once words has ended
+                }
+                #expect(count == 4096)
+                #expect(map.load(fromByteOffset: 8 * 511, as: UInt64.self, byteOrder: .native) == 511 * 3)
+                let queue = try MmapByteQueue(capacity: Int(sysconf(Int32(_SC_PAGESIZE))))
+                queue.withWritableBytes { span in
+                    var bytes = span.mutableElements(of: UInt8.self)
+                    bytes[0] = 42
+                    return 1
+                }
+                #expect(queue.count == 1)
+            }
+        }
+
         @Test func aClosureThatKeepsItsSpanOrLendsAnEmptyOneDoesNotTrap() throws {
             var map = try MutableMmap(anonymous: 4096)
             map.withMutableBytes { span in span.storeBytes(of: 7, as: UInt8.self) }

@@ -357,8 +357,14 @@ extension ModelRunner {
     /// span that `withMutableBytes` lends.
     func spanStore(_ slot: Slot, _ data: [UInt8], at offset: Int) {
         func copy(_ bytes: inout MutableRawSpan) -> Int {
-            for (index, byte) in data.enumerated() {
-                bytes.storeBytes(of: byte, toByteOffset: offset + index, as: UInt8.self)
+            if data.count % 2 == 0 {
+                // A typed span borrowed from the lent one, which is handed back whole.
+                var elements = bytes.mutableElements(of: UInt8.self)
+                for (index, byte) in data.enumerated() { elements[offset + index] = byte }
+            } else {
+                for (index, byte) in data.enumerated() {
+                    bytes.storeBytes(of: byte, toByteOffset: offset + index, as: UInt8.self)
+                }
             }
             return bytes.byteCount
         }

@@ -1,5 +1,5 @@
 /// Traps unless `span`, handed back by a `withMutableBytes` closure, is still the span it was
-/// lent: `count` bytes at `start`.
+/// lent: `count` bytes at `start`. `withWritableBytes` of ``MmapByteQueue`` checks the same.
 ///
 /// Swift 6.3.1 does not check an assignment to a captured `~Escapable` variable inside a
 /// closure, so `outer = span; span = MutableRawSpan()` compiles without `unsafe` and moves the
@@ -16,9 +16,13 @@ internal func checkLentSpanReturned(
 ) {
     let returned = unsafe span.withUnsafeBytes { $0.baseAddress }
     let same = unsafe returned == UnsafeRawPointer(start)
-    precondition(
-        span.byteCount == count && (count == 0 || same),
-        "MmapKit: \(function) got back another span than it lent: the closure moved its span out "
-            + "(outer = span), where it would outlive the mapping. Keep the span inside the closure."
-    )
+    // fatalError, not precondition: an -O build keeps the message.
+    if span.byteCount != count || (count != 0 && !same) {
+        fatalError(
+            "MmapKit: \(function) got back another span than it lent: the closure moved or consumed "
+                + "its span (outer = span, or a consuming call such as mutableSpan(of:)), and a span "
+                + "moved out would outlive the memory. Keep the span inside the closure; for a typed "
+                + "view of it use mutableElements(of:), which borrows it."
+        )
+    }
 }

@@ -169,9 +169,12 @@ public final class MmapByteQueue: Sendable {
         let produced = tail.load(ordering: .relaxed)  // only this thread stores it
         let consumed = head.load(ordering: .acquiring)
         let free = capacity - (produced - consumed)
-        var span = unsafe MutableRawSpan(_unsafeStart: ring.address(produced % capacity), byteCount: free)
+        let start = unsafe ring.address(produced % capacity)
+        var span = unsafe MutableRawSpan(_unsafeStart: start, byteCount: free)
         producerInClosure.store(true, ordering: .relaxed)
         defer { producerInClosure.store(false, ordering: .relaxed) }
+        // The closure must hand its span back (see checkLentSpanReturned), on return and on throw.
+        defer { unsafe checkLentSpanReturned(span, start: start, count: free) }
         let count = try body(&span)
         guard count >= 0, count <= free else {
             fatalError("MmapKit: withWritableBytes produced \(count) bytes, but \(free) were free")

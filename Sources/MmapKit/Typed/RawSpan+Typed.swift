@@ -136,6 +136,35 @@ extension MutableRawSpan {
         let span = unsafe MutableSpan<T>(_unsafeBytes: buffer)
         return unsafe _overrideLifetime(span, copying: self)
     }
+
+    /// The bytes as a mutable span of `T` values in this CPU's byte order, borrowed from this
+    /// span: it cannot be used while the result lives, and is whole again afterwards.
+    ///
+    /// ``mutableSpan(of:)`` consumes the span; inside a closure that lends one
+    /// (``MmapHandle/withMutableBytes(_:)``, ``MmapByteQueue/withWritableBytes(_:)``) the lent
+    /// span must be handed back, so take the typed view with this call:
+    ///
+    /// <!-- snippet-context: var map = try MutableMmap(anonymous: 4096) -->
+    /// ```swift
+    /// map.withMutableBytes { bytes in
+    ///     var words = bytes.mutableElements(of: UInt64.self)
+    ///     for i in words.indices { words[i] = UInt64(i) }
+    /// }
+    /// ```
+    ///
+    /// - Parameter type: The element type.
+    /// - Returns: A mutable span of `byteCount / MemoryLayout<T>.stride` values.
+    /// - Precondition: The bytes start at an address aligned for `T`, and `byteCount` is a
+    ///   multiple of `MemoryLayout<T>.stride`; otherwise the call traps with a message.
+    @inlinable
+    @_lifetime(&self)
+    public mutating func mutableElements<T: MmapScalar>(of type: T.Type) -> MutableSpan<T> {
+        _mmapCheckScalar(T.self)
+        let buffer = unsafe withUnsafeMutableBytes { unsafe $0 }
+        unsafe _mmapCheckTyped(UnsafeRawPointer(buffer.baseAddress), buffer.count, T.self)
+        let span = unsafe MutableSpan<T>(_unsafeBytes: buffer)
+        return unsafe _overrideLifetime(span, mutating: &self)
+    }
 }
 
 // MARK: - Checks
